@@ -1,0 +1,210 @@
+"""The command line: `python -m qcore <command> [options] [--json]` (the CLI contract in DESIGN.md).
+
+With --json, stdout carries one JSON document and nothing else; progress and logs go to stderr.
+Bad input exits 2 with a one-line message on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+from .errors import QcoreError
+
+EXIT_BAD_INPUT = 2
+
+
+def progress_bar(label: str):
+    """A Progress callback that draws a bar on stderr (one line per step when stderr is not a terminal)."""
+    tty = sys.stderr.isatty()
+
+    def update(done: int, total: int, what: str) -> None:
+        width = 24
+        filled = int(width * done / max(total, 1))
+        line = f"{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}"
+        if tty:
+            sys.stderr.write("\r" + line.ljust(79) + ("\n" if done == total else ""))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    return update
+
+
+def jsonable(x):
+    """Non-finite floats become null: JSON has no NaN or infinity."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [jsonable(v) for v in x]
+    return x
+
+
+def emit(doc) -> None:
+    sys.stdout.write(json.dumps(jsonable(doc), allow_nan=False, ensure_ascii=False) + "\n")
+
+
+def _csv(s: str) -> list[str]:
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .presets import PRESETS
+    from .registry import METHODS
+
+    p = argparse.ArgumentParser(prog="python -m qcore", description="Post-training weight quantization lab")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("report", help="the reference report's scaling table")
+    r.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets")
+    r.add_argument("--methods", default="int8,int2", help=f"comma-separated methods ({', '.join(METHODS)})")
+    r.add_argument("--out", help="folder for report.md, report.csv and artifacts/")
+    r.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
+    _add_method_options(r)
+    r.add_argument("--json", action="store_true", help='print {"rows": [record, ...]}')
+
+    q = sub.add_parser("run", help="quantize one model with one method")
+    src = q.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", help=f"one of {', '.join(PRESETS)}")
+    src.add_argument("--weights", help="a .safetensors file")
+    q.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
+    _add_method_options(q)
+    q.add_argument(
+        "--codec", choices=("none", "zstd"), default="none", help="Parquet codec (off for the headline ratio)"
+    )
+    q.add_argument("--keep-head", action="store_true", help="keep the output head in FP16")
+    q.add_argument("--include", help="regex: quantize only matching tensor names")
+    q.add_argument("--exclude", help="regex: keep matching tensor names in FP16")
+    q.add_argument("--out", help="write the artifact here (.parquet)")
+    q.add_argument("--json", action="store_true", help="print one record")
+
+    m = sub.add_parser("methods", help="the method registry: names, options, defaults")
+    m.add_argument("--json", action="store_true")
+    ps = sub.add_parser("presets", help="the built-in models")
+    ps.add_argument("--json", action="store_true")
+    return p
+
+
+def _add_method_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bits", type=int, help="code width (2, 3, 4, 8)")
+    p.add_argument("--group-size", type=int, help="input columns per scale; 0 = per-channel")
+    p.add_argument("--sym", action="store_true", default=None, help="symmetric quantization")
+    p.add_argument("--clip", action="store_true", default=None, help="MSE-optimal clipping search")
+    p.add_argument("--target-bpw", type=float, help="bits-per-weight budget (methods that allocate bits)")
+
+
+def _options(args) -> dict:
+    opts = {"bits": args.bits, "group_size": args.group_size, "sym": args.sym, "clip": args.clip}
+    if args.target_bpw is not None:
+        opts["target_bpw"] = args.target_bpw
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def cmd_run(args) -> int:
+    from .pipeline import Policy, run
+    from .presets import load_preset
+    from .readers import read_safetensors
+
+    model = load_preset(args.preset) if args.preset else read_safetensors(args.weights)
+    if args.out and not args.out.endswith(".parquet"):
+        raise QcoreError(f"--out must name a .parquet file, got '{args.out}'")
+    policy = Policy(quantize_head=not args.keep_head, include=args.include, exclude=args.exclude)
+    res = run(
+        model, args.method, _options(args), policy, args.codec, args.out, progress_bar(f"{model.name} {args.method}")
+    )
+    rec = res.record
+    if args.json:
+        emit(rec)
+    else:
+        print(summary_line(rec))
+    return 0
+
+
+def summary_line(rec: dict) -> str:
+    from .report import fmt_bytes, fmt_cos, fmt_db
+
+    return (
+        f"{rec['source']} {rec['method']}: {fmt_bytes(rec['fp16_bytes'])} -> {fmt_bytes(rec['quantized_bytes'])} "
+        f"({rec['compression_ratio']:.2f}x, theoretical {rec['theoretical_ratio']:.2f}x, {rec['bpw']:.3f} bpw), "
+        f"weight cosine {fmt_cos(rec['weight_cosine'])} ({rec['quality']}), SQNR {fmt_db(rec['sqnr_db'])}, "
+        f"output cosine {fmt_cos(rec['output_cosine'])}, {rec['quant_seconds']:.4f} s on {rec['threads']} threads"
+    )
+
+
+def cmd_report(args) -> int:
+    from .presets import PRESETS
+    from .registry import get_method
+    from .report import scaling_rows, write_report
+
+    presets, methods = _csv(args.presets), _csv(args.methods)
+    for name in presets:
+        if name not in PRESETS:
+            raise QcoreError(f"unknown preset '{name}'; choose from {', '.join(PRESETS)}")
+    for name in methods:
+        get_method(name)
+    if not presets or not methods:
+        raise QcoreError("--presets and --methods each need at least one name")
+    rows = scaling_rows(presets, methods, _options(args), args.out, progress_bar("report"))
+    if args.out:
+        for path in write_report(rows, args.out, args.lang):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        emit({"rows": rows})
+    else:
+        for rec in rows:
+            print(summary_line(rec))
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from .registry import METHODS
+
+    doc = [
+        {"name": m.name, "summary": m.summary, "needs_calibration": m.needs_calibration, "options": m.options()}
+        for m in METHODS.values()
+    ]
+    if args.json:
+        emit({"methods": doc})
+    else:
+        for m in doc:
+            opts = ", ".join(f"{o['name']}={o['default']}" + (" (fixed)" if o["fixed"] else "") for o in m["options"])
+            print(f"{m['name']:6s} {m['summary']}\n       options: {opts}")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from .presets import PRESETS, load_preset
+
+    doc = []
+    for name in PRESETS:
+        m = load_preset(name)
+        doc.append({"name": name, "params": m.params, "description": m.description})
+    if args.json:
+        emit({"presets": doc})
+    else:
+        for d in doc:
+            print(f"{d['name']:7s} {d['params']:>10,} params  {d['description']}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "methods": cmd_methods, "presets": cmd_presets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except QcoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as e:  # a bug, not bad input: still one line unless debugging
+        if os.environ.get("QCORE_DEBUG"):
+            raise
+        print(f"error: internal {type(e).__name__}: {e} (set QCORE_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1

@@ -1,0 +1,330 @@
+"""The Parquet artifact: one row per tensor chunk, written in a stream, atomically.
+
+Layout (format version 1). Each row is a run of consecutive output rows of one tensor, viewed as
+(out, in); a tensor too big for one chunk spans several rows, in order.
+
+    name        string        tensor name
+    encoding    string        "affine" (W_hat = (q - zero) * scale), "codebook" (codebook[q] * scale),
+                              or "fp16" (codes holds the float16 values, little-endian)
+    method      string        method name ("fp16" for tensors kept in float16)
+    config      string        the method's config as JSON
+    shape       list<int64>   the original tensor shape
+    dtype       string        the original dtype
+    bits        int32         code width (16 for fp16)
+    group_size  int32         input columns per scale, 0 = per-channel
+    row_start   int64         first (out) row in this chunk
+    rows        int64         rows in this chunk
+    codes       binary        packed codes, see packing.BIT_ORDER, one stream per chunk
+    scale       binary        per-group scales of the chunk's rows, row-major (rows, G)
+    scale_dtype string        "float16" or "float32"
+    zero        binary        per-group zeros (rows, G), or one value when zero_shared
+    zero_dtype  string        "uint8", "float16" or "float32"
+    zero_shared bool          one zero for the whole tensor (symmetric)
+    codebook    binary        float32 code values, for encoding "codebook"
+
+File key-value metadata carries the format version and the packing order. Plain pyarrow,
+pandas or DuckDB read it; nothing needs an extension type.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from .errors import QcoreError
+from .packing import BIT_ORDER, pack_codes, unpack_codes
+from .quant import QuantizedTensor
+
+FORMAT_VERSION = "1"
+CODECS = ("none", "zstd")
+CHUNK_BYTES = 64 << 20  # at most this many code bytes per row, so huge tensors stream in pieces
+ROW_GROUP_BYTES = 64 << 20  # buffered bytes that trigger a row-group flush
+
+SCHEMA = pa.schema(
+    [
+        ("name", pa.string()),
+        ("encoding", pa.string()),
+        ("method", pa.string()),
+        ("config", pa.string()),
+        ("shape", pa.list_(pa.int64())),
+        ("dtype", pa.string()),
+        ("bits", pa.int32()),
+        ("group_size", pa.int32()),
+        ("row_start", pa.int64()),
+        ("rows", pa.int64()),
+        ("codes", pa.binary()),
+        ("scale", pa.binary()),
+        ("scale_dtype", pa.string()),
+        ("zero", pa.binary()),
+        ("zero_dtype", pa.string()),
+        ("zero_shared", pa.bool_()),
+        ("codebook", pa.binary()),
+    ]
+)
+FILE_METADATA = {"qcore.format_version": FORMAT_VERSION, "qcore.packing": BIT_ORDER}
+_STRING_COLUMNS = ["name", "encoding", "method", "config", "dtype", "scale_dtype", "zero_dtype"]
+_DTYPES = {"float16": torch.float16, "float32": torch.float32, "uint8": torch.uint8}
+
+
+def _dtype_name(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
+def _raw(t: torch.Tensor) -> bytes:
+    return t.contiguous().numpy().tobytes()
+
+
+@dataclass
+class ArtifactStats:
+    """Where the bytes of an artifact file go. file = payload + metadata + passthrough + container - codec_gain."""
+
+    file_bytes: int = 0
+    payload_bytes: int = 0  # packed codes of quantized tensors
+    metadata_bytes: int = 0  # scales, zeros, code books
+    passthrough_bytes: int = 0  # tensors kept in float16 (biases, norms, excluded tensors)
+    codec_gain_bytes: int = 0  # bytes the codec saved (0 with codec "none")
+    codec: str = "none"
+
+    @property
+    def container_bytes(self) -> int:
+        """Parquet framing: magic, page headers, footer, schema, names and JSON configs."""
+        raw = self.payload_bytes + self.metadata_bytes + self.passthrough_bytes
+        return self.file_bytes + self.codec_gain_bytes - raw
+
+    def as_dict(self) -> dict:
+        return {
+            "file_bytes": self.file_bytes,
+            "payload_bytes": self.payload_bytes,
+            "metadata_bytes": self.metadata_bytes,
+            "passthrough_bytes": self.passthrough_bytes,
+            "container_bytes": self.container_bytes,
+            "codec_gain_bytes": self.codec_gain_bytes,
+            "codec": self.codec,
+        }
+
+
+def encode_rows(name: str, item: QuantizedTensor | torch.Tensor) -> list[dict]:
+    """One tensor as artifact rows (chunks of output rows). A plain tensor is stored as float16."""
+    if isinstance(item, QuantizedTensor):
+        return _encode_quantized(name, item)
+    return _encode_fp16(name, item)
+
+
+def _encode_fp16(name: str, W: torch.Tensor) -> list[dict]:
+    W16 = W.detach().to(torch.float16)
+    flat = W16.reshape(W16.shape[0], -1) if W16.dim() >= 2 else W16.reshape(1, -1)  # (rows, cols)
+    per = max(1, CHUNK_BYTES // max(2 * flat.shape[1], 1))
+    common = {
+        "name": name, "encoding": "fp16", "method": "fp16", "config": "{}", "shape": list(W.shape),
+        "dtype": _dtype_name(W), "bits": 16, "group_size": 0, "scale": None, "scale_dtype": None,
+        "zero": None, "zero_dtype": None, "zero_shared": False, "codebook": None,
+    }  # fmt: skip
+    return [
+        {**common, "row_start": r0, "rows": len(part), "codes": _raw(part)}
+        for r0, part in ((r0, flat[r0 : r0 + per]) for r0 in range(0, max(flat.shape[0], 1), per))
+    ]
+
+
+def _encode_quantized(name: str, qt: QuantizedTensor) -> list[dict]:
+    out, n = qt.q.shape
+    per = max(1, CHUNK_BYTES * 8 // max(qt.bits * n, 1))
+    shared = qt.zero.numel() == 1 and out * qt.scale.shape[1] != 1
+    common = {
+        "name": name, "encoding": "codebook" if qt.codebook is not None else "affine", "method": qt.method,
+        "config": json.dumps(qt.config, sort_keys=True), "shape": list(qt.shape), "dtype": "float32",
+        "bits": qt.bits, "group_size": qt.group_size, "scale_dtype": _dtype_name(qt.scale),
+        "zero_dtype": _dtype_name(qt.zero), "zero_shared": shared,
+        "codebook": None if qt.codebook is None else _raw(qt.codebook.float()),
+    }  # fmt: skip
+    rows = []
+    for r0 in range(0, out, per):
+        rows.append(
+            {
+                **common,
+                "row_start": r0,
+                "rows": min(per, out - r0),
+                "codes": pack_codes(qt.q[r0 : r0 + per].numpy(), qt.bits),
+                "scale": _raw(qt.scale[r0 : r0 + per]),
+                "zero": _raw(qt.zero.reshape(-1)[:1] if shared else qt.zero[r0 : r0 + per]),
+            }
+        )
+    return rows
+
+
+def to_table(entries: dict[str, QuantizedTensor | torch.Tensor]) -> pa.Table:
+    """Pure: tensors and quantized tensors -> an Arrow table in the artifact layout."""
+    rows = [row for name, item in entries.items() for row in encode_rows(name, item)]
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def _tensor(data: bytes, dtype: str, shape: tuple[int, ...], what: str) -> torch.Tensor:
+    if dtype not in _DTYPES:
+        raise QcoreError(f"{what}: unknown dtype '{dtype}' in artifact")
+    arr = np.frombuffer(data, dtype=np.dtype(dtype))
+    if arr.size != int(np.prod(shape)):
+        raise QcoreError(f"{what}: {arr.size} values stored, shape {shape} needs {int(np.prod(shape))}")
+    return torch.from_numpy(arr.copy()).reshape(shape)
+
+
+def from_table(table: pa.Table) -> dict[str, QuantizedTensor | torch.Tensor]:
+    """Pure: an artifact table -> {name: QuantizedTensor or float16 tensor}, chunks joined in order."""
+    missing = set(SCHEMA.names) - set(table.column_names)
+    if missing:
+        raise QcoreError(f"not a qcore artifact: columns {', '.join(sorted(missing))} are missing")
+    chunks: dict[str, list[dict]] = {}
+    for row in table.to_pylist():
+        chunks.setdefault(row["name"], []).append(row)
+    return {name: _decode(name, rows) for name, rows in chunks.items()}
+
+
+def _decode(name: str, rows: list[dict]) -> QuantizedTensor | torch.Tensor:
+    head = rows[0]
+    shape = tuple(head["shape"])
+    if head["encoding"] == "fp16":
+        data = b"".join(r["codes"] for r in rows)
+        return _tensor(data, "float16", shape, name)
+    out = shape[0]
+    n = int(np.prod(shape[1:]))
+    G = len(head["scale"]) // (rows[0]["rows"] * np.dtype(head["scale_dtype"]).itemsize)
+    qs, scales, zeros = [], [], []
+    for r in rows:
+        qs.append(unpack_codes(r["codes"], head["bits"], r["rows"] * n).reshape(r["rows"], n))
+        scales.append(_tensor(r["scale"], head["scale_dtype"], (r["rows"], G), name))
+        zeros.append(r["zero"])
+    q = torch.from_numpy(np.concatenate(qs)) if len(qs) > 1 else torch.from_numpy(qs[0])
+    if q.shape[0] != out:
+        raise QcoreError(f"{name}: chunks hold {q.shape[0]} rows, shape {shape} needs {out}")
+    zshape = (1, 1) if head["zero_shared"] else (out, G)
+    zero = _tensor(head["zero"] if head["zero_shared"] else b"".join(zeros), head["zero_dtype"], zshape, name)
+    codebook = None
+    if head["encoding"] == "codebook":
+        codebook = _tensor(head["codebook"], "float32", (2 ** head["bits"],), name)
+    config = json.loads(head["config"])
+    return QuantizedTensor(
+        q, torch.cat(scales), zero, head["bits"], head["group_size"], shape, head["method"], config, codebook
+    )
+
+
+class ArtifactWriter:
+    """Streams tensors into a Parquet artifact, one at a time; the file appears only when complete.
+
+    `path=None` writes to memory (`.data` holds the bytes after close). A file is written to a temp
+    name in the same folder and renamed over `path` on success, so a crash never leaves half a file.
+    """
+
+    def __init__(self, path: str | Path | None = None, codec: str = "none"):
+        if codec not in CODECS:
+            raise QcoreError(f"unknown codec '{codec}'; choose one of: {', '.join(CODECS)}")
+        self.path = Path(path) if path is not None else None
+        self.stats = ArtifactStats(codec=codec)
+        self.data: bytes | None = None
+        if self.path is None:
+            self._sink = pa.BufferOutputStream()
+            self._tmp = None
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            os.close(fd)
+            self._tmp = Path(tmp)
+            self._sink = str(self._tmp)
+        self._writer = pq.ParquetWriter(
+            self._sink, SCHEMA, compression=codec, use_dictionary=_STRING_COLUMNS,
+            write_statistics=False, store_schema=False,
+        )  # fmt: skip
+        self._writer.add_key_value_metadata(FILE_METADATA)
+        self._pending: list[dict] = []
+        self._pending_bytes = 0
+
+    def write(self, name: str, item: QuantizedTensor | torch.Tensor) -> None:
+        """Append one tensor (quantized, or a plain tensor stored as float16)."""
+        for row in encode_rows(name, item):
+            codes = len(row["codes"])
+            meta = len(row["scale"] or b"") + len(row["zero"] or b"") + len(row["codebook"] or b"")
+            if row["encoding"] == "fp16":
+                self.stats.passthrough_bytes += codes
+            else:
+                self.stats.payload_bytes += codes
+                self.stats.metadata_bytes += meta
+            self._pending.append(row)
+            self._pending_bytes += codes + meta
+        if self._pending_bytes >= ROW_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            table = pa.Table.from_pylist(self._pending, schema=SCHEMA)
+            self._writer.write_table(table, row_group_size=len(self._pending))
+            self._pending, self._pending_bytes = [], 0
+
+    def close(self) -> ArtifactStats:
+        """Finish the file, rename it into place, and measure its bytes."""
+        self._flush()
+        self._writer.close()
+        if self.path is None:
+            self.data = self._sink.getvalue().to_pybytes()
+            self.stats.file_bytes = len(self.data)
+            meta = pq.read_metadata(io.BytesIO(self.data))
+        else:
+            os.replace(self._tmp, self.path)
+            self.stats.file_bytes = self.path.stat().st_size
+            meta = pq.read_metadata(self.path)
+        self.stats.codec_gain_bytes = _codec_gain(meta)
+        return self.stats
+
+    def abort(self) -> None:
+        """Drop a half-written artifact: the temp file goes, any earlier file at `path` stays."""
+        try:
+            self._writer.close()
+        finally:
+            if self._tmp is not None and self._tmp.exists():
+                self._tmp.unlink()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _codec_gain(meta: pq.FileMetaData) -> int:
+    gain = 0
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        for j in range(rg.num_columns):
+            col = rg.column(j)
+            gain += col.total_uncompressed_size - col.total_compressed_size
+    return gain
+
+
+def save(path: str | Path | None, entries: dict[str, QuantizedTensor | torch.Tensor], codec: str = "none"):
+    """Write an artifact (to memory when path is None). Returns (stats, bytes or None)."""
+    with ArtifactWriter(path, codec) as w:
+        for name, item in entries.items():
+            w.write(name, item)
+    return w.stats, w.data
+
+
+def load(source: str | Path | bytes) -> dict[str, QuantizedTensor | torch.Tensor]:
+    """Read an artifact from a path or bytes."""
+    try:
+        pf = pq.ParquetFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+        table = pf.read()
+    except (OSError, pa.ArrowException) as e:
+        raise QcoreError(f"cannot read the artifact as Parquet: {e}") from None
+    kv = pf.metadata.metadata or {}
+    version = kv.get(b"qcore.format_version", b"").decode()
+    if version != FORMAT_VERSION:
+        raise QcoreError(f"not a qcore artifact of format {FORMAT_VERSION} (found format '{version or 'none'}')")
+    return from_table(table)
