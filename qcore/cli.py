@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", help="write the artifact here (.parquet)")
     q.add_argument("--json", action="store_true", help="print one record")
 
+    e = sub.add_parser("extrapolate", help="sizes at a parameter count, from bpw measured on a preset")
+    e.add_argument("--params", type=float, required=True, help="parameter count, e.g. 7e9")
+    e.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
+    e.add_argument("--preset", default="large", help="the preset whose measured bpw is scaled")
+    _add_method_options(e)
+    e.add_argument("--json", action="store_true", help="print the measured and extrapolated rows")
+
     m = sub.add_parser("methods", help="the method registry: names, options, defaults")
     m.add_argument("--json", action="store_true")
     ps = sub.add_parser("presets", help="the built-in models")
@@ -161,6 +168,29 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_extrapolate(args) -> int:
+    from .analyse import naive_extrapolation
+    from .pipeline import run
+    from .presets import load_preset
+    from .report import fmt_bytes
+
+    if not args.params > 0 or args.params != int(args.params):
+        raise QcoreError(f"--params must be a positive whole number, got {args.params}")
+    rec = run(load_preset(args.preset), args.method, _options(args)).record
+    label = f"{int(args.params):,} params"
+    rows = naive_extrapolation([rec], {label: int(args.params)})
+    if args.json:
+        emit({"basis": "measured bpw x params", "rows": rows})
+    else:
+        for r in rows:
+            kind = "measured" if r["measured"] else "extrapolated"
+            print(
+                f"{r['model']} {r['method']} ({kind}): {fmt_bytes(r['fp16_bytes'])} -> {fmt_bytes(r['quantized_bytes'])}"
+                f" ({r['compression_ratio']:.2f}x, {r['memory_saving']:.1%} saved, {r['bpw']:.3f} bpw)"
+            )
+    return 0
+
+
 def cmd_methods(args) -> int:
     from .registry import METHODS
 
@@ -192,7 +222,13 @@ def cmd_presets(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "methods": cmd_methods, "presets": cmd_presets}
+COMMANDS = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "extrapolate": cmd_extrapolate,
+    "methods": cmd_methods,
+    "presets": cmd_presets,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -259,21 +259,9 @@ def render_markdown(rows: list[dict], lang: str = "en") -> str:
             )
         )  # fmt: skip
         out += ["", t["ref_note"]]
-    out += ["", f"## {t['findings']}", "", f"### {t['f_ratio']}", ""]
-    for method, rs in groups.items():
-        series = " -> ".join(f"{r['source']} {r['compression_ratio']:.2f}x" for r in rs)
-        pct = rs[-1]["compression_ratio"] / rs[-1]["theoretical_ratio"]
-        out.append(
-            t["ratio_line"].format(
-                method=method, series=series, theo=f"{rs[-1]['theoretical_ratio']:.2f}x", pct=f"{pct:.1%}"
-            )
-        )
-    out += ["", f"### {t['f_cos']}", ""]
-    for method, rs in groups.items():
-        series = " -> ".join(f"{r['source']} {r['weight_cosine']:.6f}" for r in rs)
-        d = rs[-1]["weight_cosine"] - rs[0]["weight_cosine"]
-        key = "trend_flat" if abs(d) < 1e-4 else ("trend_down" if d < 0 else "trend_up")
-        out.append(t["cos_line"].format(method=method, series=series, trend=t[key].format(d=f"{abs(d):.6f}")))
+    trends = trend_lines(rows, lang)
+    out += ["", f"## {t['findings']}", "", f"### {t['f_ratio']}", "", *trends["compression"]]
+    out += ["", f"### {t['f_cos']}", "", *trends["accuracy"]]
     why = [r for r in rows if r["layers"] and r["layers"][0].get("predicted_cosine") is not None]
     if why:
         out += ["", t["why_cos"], ""]
@@ -292,14 +280,7 @@ def render_markdown(rows: list[dict], lang: str = "en") -> str:
                 ]
             )
         out.append(_table(t["why_cols"], body))
-    out += ["", f"### {t['f_time']}", ""]
-    for method, rs in groups.items():
-        series = " -> ".join(f"{r['source']} {r['quant_seconds']:.4f} s" for r in rs)
-        pg = rs[-1]["params"] / rs[0]["params"]
-        tg = rs[-1]["quant_seconds"] / max(rs[0]["quant_seconds"], 1e-9)
-        tp = rs[-1]["quantized_params"] / max(rs[-1]["quant_seconds"], 1e-9) / 1e6
-        out.append(t["time_line"].format(method=method, series=series, pg=f"{pg:.0f}", tg=f"{tg:.1f}", tp=f"{tp:.0f}", threads=rs[-1]["threads"],
-                                         fixed=t["fixed_cost"] if tg < pg / 4 else ""))  # fmt: skip
+    out += ["", f"### {t['f_time']}", "", *trends["speed"]]
     out += ["", f"## {t['size_title']}", ""]
     body = []
     for r in sorted(rows, key=lambda r: (r["params"], list(groups).index(r["method"]))):
@@ -340,6 +321,35 @@ def render_markdown(rows: list[dict], lang: str = "en") -> str:
     out += ["", f"## {t['conc']}", ""]
     out += _recommendations(big, largest, t, band)
     return "\n".join(out) + "\n"
+
+
+def trend_lines(rows: list[dict], lang: str = "en") -> dict[str, list[str]]:
+    """Trend statements computed from the rows: {"compression": [...], "accuracy": [...], "speed": [...]}."""
+    t = T["zh" if lang == "zh" else "en"]
+    groups = _by_method(rows)
+    lines: dict[str, list[str]] = {"compression": [], "accuracy": [], "speed": []}
+    for method, rs in groups.items():
+        series = " -> ".join(f"{r['source']} {r['compression_ratio']:.2f}x" for r in rs)
+        pct = rs[-1]["compression_ratio"] / rs[-1]["theoretical_ratio"]
+        theo = f"{rs[-1]['theoretical_ratio']:.2f}x"
+        lines["compression"].append(t["ratio_line"].format(method=method, series=series, theo=theo, pct=f"{pct:.1%}"))
+        series = " -> ".join(f"{r['source']} {r['weight_cosine']:.6f}" for r in rs)
+        d = rs[-1]["weight_cosine"] - rs[0]["weight_cosine"]
+        key = "trend_flat" if abs(d) < 1e-4 else ("trend_down" if d < 0 else "trend_up")
+        trend = t[key].format(d=f"{abs(d):.6f}")
+        lines["accuracy"].append(t["cos_line"].format(method=method, series=series, trend=trend))
+        series = " -> ".join(f"{r['source']} {r['quant_seconds']:.4f} s" for r in rs)
+        pg = rs[-1]["params"] / rs[0]["params"]
+        tg = rs[-1]["quant_seconds"] / max(rs[0]["quant_seconds"], 1e-9)
+        tp = rs[-1]["quantized_params"] / max(rs[-1]["quant_seconds"], 1e-9) / 1e6
+        fixed = t["fixed_cost"] if tg < pg / 4 else ""
+        lines["speed"].append(
+            t["time_line"].format(
+                method=method, series=series, pg=f"{pg:.0f}", tg=f"{tg:.1f}", tp=f"{tp:.0f}",
+                threads=rs[-1]["threads"], fixed=fixed,
+            )
+        )  # fmt: skip
+    return lines
 
 
 def _predicted_model_cosine(r: dict) -> float:
