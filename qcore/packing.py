@@ -32,6 +32,8 @@ def pack_codes(codes: np.ndarray, bits: int) -> bytes:
     _check_bits(bits)
     c = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1)
     n = c.size
+    if n and bits < 8 and int(c.max()) >= 2**bits:
+        raise QcoreError(f"code {int(c.max())} does not fit in {bits} bits")
     if bits == 8:
         return c.tobytes()
     per = 8 if bits == 3 else 8 // bits  # codes per packing unit (3 bytes for 3-bit, 1 byte else)

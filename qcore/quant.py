@@ -26,7 +26,7 @@ def as_matrix(W: torch.Tensor) -> torch.Tensor:
     """View a tensor of two or more dims as (out, in): a conv kernel (out, c, kh, kw) -> (out, c*kh*kw)."""
     if W.dim() < 2:
         raise QcoreError(f"only tensors with two or more dimensions are quantized, got shape {tuple(W.shape)}")
-    return W.reshape(W.shape[0], -1)
+    return W.flatten(1)  # (out, in)
 
 
 def num_groups(in_features: int, group_size: int) -> int:
@@ -99,7 +99,7 @@ def choose_qparams(
     maxq = 2**bits - 1
     lo, hi = Wg.amin(dim=-1), Wg.amax(dim=-1)  # (...), (...): vectorised, unlike aminmax
     if sym:
-        scale = torch.maximum(-lo, hi).mul_(shrink / (2 ** (bits - 1) - 1))
+        scale = torch.maximum(-lo, hi).mul_(shrink).div_(2 ** (bits - 1) - 1)
     else:
         lo = lo.clamp_(max=0).mul_(shrink)
         scale = hi.clamp_(min=0).mul_(shrink).sub_(lo).div_(maxq)

@@ -70,6 +70,8 @@ def _quantize_rows(W: torch.Tensor, cfg: RTNConfig, scale_dtype) -> tuple[torch.
         scale, zero = choose_qparams(Wg, cfg.bits, cfg.sym, 1.0, scale_dtype)  # (out, G)
     if scale_dtype == torch.float16 and not _fits_fp16(scale):
         raise OverflowError
+    if not bool(torch.isfinite(scale).all()):
+        raise QcoreError("the weights' range overflows float32 (values near 3.4e38); rescale the tensor first")
     q = quantize_affine(Wg, scale, zero, cfg.bits).reshape(out, -1)  # (out, G*g)
     return (q if q.shape[1] == n else q[:, :n].contiguous()), scale, zero
 

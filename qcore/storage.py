@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas  # noqa: F401  pyarrow imports it on first use; load it with the module, not inside a run
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
@@ -121,7 +122,7 @@ def encode_rows(name: str, item: QuantizedTensor | torch.Tensor) -> list[dict]:
 
 def _encode_fp16(name: str, W: torch.Tensor) -> list[dict]:
     W16 = W.detach().to(torch.float16)
-    flat = W16.reshape(W16.shape[0], -1) if W16.dim() >= 2 else W16.reshape(1, -1)  # (rows, cols)
+    flat = W16.flatten(1) if W16.dim() >= 2 else W16.reshape(1, -1)  # (rows, cols)
     per = max(1, CHUNK_BYTES // max(2 * flat.shape[1], 1))
     common = {
         "name": name, "encoding": "fp16", "method": "fp16", "config": "{}", "shape": list(W.shape),
