@@ -73,7 +73,13 @@ def quantize_model(
 ) -> tuple[dict[str, QuantizedTensor | torch.Tensor], float]:
     """Quantize the selected tensors. Returns ({name: QuantizedTensor or original tensor}, quant seconds)."""
     m = get_method(method)
+    if m.needs_calibration and (model.forward is None or model.calib_inputs is None):
+        raise QcoreError(
+            f"method '{method}' needs calibration data, and '{model.name}' has none (no runnable model code); "
+            "choose a calibration-free method such as rtn"
+        )
     out: dict[str, QuantizedTensor | torch.Tensor] = {}
+    current = dict(model.tensors)  # earlier layers replaced by W_hat: GPTQ calibrates on the quantized model
     seconds = 0.0
     names = list(model.tensors)
     for i, name in enumerate(names):
@@ -81,7 +87,11 @@ def quantize_model(
         if policy.selects(name, W, model):
             t0 = time.perf_counter()
             try:
-                out[name] = m.quantize(W, config)
+                if m.needs_calibration:
+                    out[name] = m.quantize(W, config, H=layer_hessian(model, current, name))
+                    current[name] = dequantize(out[name])
+                else:
+                    out[name] = m.quantize(W, config)
             except QcoreError as e:
                 raise QcoreError(f"{name}: {e}") from None
             seconds += time.perf_counter() - t0
@@ -90,6 +100,17 @@ def quantize_model(
         if progress:
             progress(i + 1, len(names), name)
     return out, seconds
+
+
+def layer_hessian(model: Model, tensors: dict[str, torch.Tensor], name: str) -> torch.Tensor:
+    """H = 2 X^T X / n from the inputs that reach layer `name` on the calibration batch. (in, in) float32."""
+    capture: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        model.forward(tensors, model.calib_inputs, capture)
+    if name not in capture:
+        raise QcoreError(f"the model code never feeds '{name}', so it cannot be calibrated")
+    X = capture[name].reshape(-1, capture[name].shape[-1]).float()  # (n, in)
+    return (2.0 / X.shape[0]) * (X.T @ X)  # (in, in)
 
 
 def run(

@@ -13,6 +13,7 @@ from .errors import QcoreError
 # d for each preset; layer widths are d/4 -> d/2 -> d -> 2d, biases included.
 PRESETS = {"small": 64, "medium": 256, "large": 1024}
 EVAL_ROWS = 64  # rows of the fixed evaluation batch
+CALIB_ROWS = 512  # rows of N(0, I) calibration inputs (a separate seed from the evaluation batch)
 
 
 @dataclass(frozen=True, eq=False)
@@ -22,9 +23,13 @@ class Model:
     name: str
     tensors: dict[str, torch.Tensor]
     description: str = ""
-    forward: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor] | None = None
+    # forward(tensors, x, capture=None) -> outputs; with a dict `capture`, it also stores the input of
+    # every linear layer there, keyed by the layer's weight name, as (rows, in).
+    forward: Callable[..., torch.Tensor] | None = None
     eval_inputs: torch.Tensor | None = None
+    calib_inputs: torch.Tensor | None = None  # inputs for calibrated methods (from training data, never eval)
     head: tuple[str, ...] = field(default=())  # names of output-head weights, for the selection policy
+    embeddings: tuple[str, ...] = field(default=())  # names of embedding tables, for the selection policy
 
     @property
     def params(self) -> int:
@@ -35,10 +40,12 @@ def mlp_widths(d: int) -> list[int]:
     return [d // 4, d // 2, d, 2 * d]
 
 
-def mlp_forward(tensors: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def mlp_forward(tensors: dict[str, torch.Tensor], x: torch.Tensor, capture: dict | None = None) -> torch.Tensor:
     """x (B, d/4) -> (B, 2d): Linear-ReLU-Linear-ReLU-Linear over fc1..fcN."""
     n = sum(1 for k in tensors if k.endswith(".weight"))
     for i in range(1, n + 1):
+        if capture is not None:
+            capture[f"fc{i}.weight"] = x  # (B, in_i)
         x = torch.nn.functional.linear(x, tensors[f"fc{i}.weight"], tensors[f"fc{i}.bias"])  # (B, out_i)
         if i < n:
             x = torch.relu(x)
@@ -58,5 +65,6 @@ def load_preset(name: str, seed: int = 0) -> Model:
         tensors[f"fc{i}.weight"] = torch.randn(fan_out, fan_in, generator=gen) * std  # (out, in)
         tensors[f"fc{i}.bias"] = torch.randn(fan_out, generator=gen) * std  # (out,)
     x = torch.randn(EVAL_ROWS, widths[0], generator=torch.Generator().manual_seed(seed + 1))  # (B, d/4)
+    calib = torch.randn(CALIB_ROWS, widths[0], generator=torch.Generator().manual_seed(seed + 2))  # (N, d/4)
     desc = f"MLP {' -> '.join(map(str, widths))} with biases, seeded Gaussian weights (std 1/sqrt(fan_in))"
-    return Model(name, tensors, desc, mlp_forward, x, head=(f"fc{len(widths) - 1}.weight",))
+    return Model(name, tensors, desc, mlp_forward, x, calib, head=(f"fc{len(widths) - 1}.weight",))

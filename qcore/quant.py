@@ -65,6 +65,8 @@ class QuantizedTensor:
               float16/float32 when a method optimises it as a real number (HQQ, SEQ's half-integers)
     codebook: optional (2**bits,) float32; when present W_hat = codebook[q] * scale and zero is unused
     shape:    the original tensor's shape (a conv kernel is restored from its (out, in) view)
+    scale_q:  optional double quantization of the scales: a QuantizedTensor of shape (1, out * G) whose
+              dequantization, reshaped to (out, G), equals `scale` exactly. Only scale_q is stored.
     """
 
     q: torch.Tensor
@@ -76,6 +78,7 @@ class QuantizedTensor:
     method: str
     config: dict = field(default_factory=dict)
     codebook: torch.Tensor | None = None
+    scale_q: QuantizedTensor | None = None
 
     @property
     def numel(self) -> int:

@@ -15,8 +15,10 @@ Layout (format version 1). Each row is a run of consecutive output rows of one t
     row_start   int64         first (out) row in this chunk
     rows        int64         rows in this chunk
     codes       binary        packed codes, see packing.BIT_ORDER, one stream per chunk
-    scale       binary        per-group scales of the chunk's rows, row-major (rows, G)
-    scale_dtype string        "float16" or "float32"
+    scale       binary        per-group scales of the chunk's rows, row-major (rows, G); null when the
+                              scales are double-quantized: then the tensor NAME + "::scale" (shape
+                              (1, out * G)) holds them, and its dequantization is the scale
+    scale_dtype string        "float16", "float32", or "nested" (double-quantized)
     zero        binary        per-group zeros (rows, G), or one value when zero_shared
     zero_dtype  string        "uint8", "float16" or "float32"
     zero_shared bool          one zero for the whole tensor (symmetric)
@@ -43,7 +45,7 @@ import torch
 
 from .errors import QcoreError
 from .packing import BIT_ORDER, pack_codes, unpack_codes
-from .quant import QuantizedTensor
+from .quant import QuantizedTensor, dequantize
 
 FORMAT_VERSION = "1"
 CODECS = ("none", "zstd")
@@ -74,6 +76,7 @@ SCHEMA = pa.schema(
 FILE_METADATA = {"qcore.format_version": FORMAT_VERSION, "qcore.packing": BIT_ORDER}
 _STRING_COLUMNS = ["name", "encoding", "method", "config", "dtype", "scale_dtype", "zero_dtype"]
 _DTYPES = {"float16": torch.float16, "float32": torch.float32, "uint8": torch.uint8}
+NESTED_SCALE = "::scale"  # suffix of the entry that holds a tensor's double-quantized scales
 
 
 def _dtype_name(t: torch.Tensor) -> str:
@@ -136,13 +139,14 @@ def _encode_fp16(name: str, W: torch.Tensor) -> list[dict]:
 
 
 def _encode_quantized(name: str, qt: QuantizedTensor) -> list[dict]:
+    nested = qt.scale_q is not None
     out, n = qt.q.shape
     per = max(1, CHUNK_BYTES * 8 // max(qt.bits * n, 1))
     shared = qt.zero.numel() == 1 and out * qt.scale.shape[1] != 1
     common = {
         "name": name, "encoding": "codebook" if qt.codebook is not None else "affine", "method": qt.method,
         "config": json.dumps(qt.config, sort_keys=True), "shape": list(qt.shape), "dtype": "float32",
-        "bits": qt.bits, "group_size": qt.group_size, "scale_dtype": _dtype_name(qt.scale),
+        "bits": qt.bits, "group_size": qt.group_size, "scale_dtype": "nested" if nested else _dtype_name(qt.scale),
         "zero_dtype": _dtype_name(qt.zero), "zero_shared": shared,
         "codebook": None if qt.codebook is None else _raw(qt.codebook.float()),
     }  # fmt: skip
@@ -154,10 +158,12 @@ def _encode_quantized(name: str, qt: QuantizedTensor) -> list[dict]:
                 "row_start": r0,
                 "rows": min(per, out - r0),
                 "codes": pack_codes(qt.q[r0 : r0 + per].numpy(), qt.bits),
-                "scale": _raw(qt.scale[r0 : r0 + per]),
+                "scale": None if nested else _raw(qt.scale[r0 : r0 + per]),
                 "zero": _raw(qt.zero.reshape(-1)[:1] if shared else qt.zero[r0 : r0 + per]),
             }
         )
+    if nested:
+        rows += _encode_quantized(name + NESTED_SCALE, qt.scale_q)
     return rows
 
 
@@ -184,10 +190,18 @@ def from_table(table: pa.Table) -> dict[str, QuantizedTensor | torch.Tensor]:
     chunks: dict[str, list[dict]] = {}
     for row in table.to_pylist():
         chunks.setdefault(row["name"], []).append(row)
-    return {name: _decode(name, rows) for name, rows in chunks.items()}
+    nested = {k.removesuffix(NESTED_SCALE): _decode(k, v, None) for k, v in chunks.items() if k.endswith(NESTED_SCALE)}
+    out = {}
+    for name, rows in chunks.items():
+        if name.endswith(NESTED_SCALE):
+            continue
+        if rows[0]["scale_dtype"] == "nested" and name not in nested:
+            raise QcoreError(f"{name}: its double-quantized scales ({name}{NESTED_SCALE}) are missing")
+        out[name] = _decode(name, rows, nested.get(name))
+    return out
 
 
-def _decode(name: str, rows: list[dict]) -> QuantizedTensor | torch.Tensor:
+def _decode(name: str, rows: list[dict], scale_q: QuantizedTensor | None) -> QuantizedTensor | torch.Tensor:
     head = rows[0]
     shape = tuple(head["shape"])
     if head["encoding"] == "fp16":
@@ -195,11 +209,16 @@ def _decode(name: str, rows: list[dict]) -> QuantizedTensor | torch.Tensor:
         return _tensor(data, "float16", shape, name)
     out = shape[0]
     n = int(np.prod(shape[1:]))
-    G = len(head["scale"]) // (rows[0]["rows"] * np.dtype(head["scale_dtype"]).itemsize)
+    if scale_q is not None:
+        G = scale_q.numel // out
+        scale = dequantize(scale_q).reshape(out, G)  # (out, G)
+    else:
+        G = len(head["scale"]) // (rows[0]["rows"] * np.dtype(head["scale_dtype"]).itemsize)
     qs, scales, zeros = [], [], []
     for r in rows:
         qs.append(unpack_codes(r["codes"], head["bits"], r["rows"] * n).reshape(r["rows"], n))
-        scales.append(_tensor(r["scale"], head["scale_dtype"], (r["rows"], G), name))
+        if scale_q is None:
+            scales.append(_tensor(r["scale"], head["scale_dtype"], (r["rows"], G), name))
         zeros.append(r["zero"])
     q = torch.from_numpy(np.concatenate(qs)) if len(qs) > 1 else torch.from_numpy(qs[0])
     if q.shape[0] != out:
@@ -210,8 +229,10 @@ def _decode(name: str, rows: list[dict]) -> QuantizedTensor | torch.Tensor:
     if head["encoding"] == "codebook":
         codebook = _tensor(head["codebook"], "float32", (2 ** head["bits"],), name)
     config = json.loads(head["config"])
+    if scale_q is None:
+        scale = torch.cat(scales)
     return QuantizedTensor(
-        q, torch.cat(scales), zero, head["bits"], head["group_size"], shape, head["method"], config, codebook
+        q, scale, zero, head["bits"], head["group_size"], shape, head["method"], config, codebook, scale_q
     )
 
 
@@ -252,6 +273,8 @@ class ArtifactWriter:
             meta = len(row["scale"] or b"") + len(row["zero"] or b"") + len(row["codebook"] or b"")
             if row["encoding"] == "fp16":
                 self.stats.passthrough_bytes += codes
+            elif row["name"].endswith(NESTED_SCALE):  # double-quantized scales are metadata
+                self.stats.metadata_bytes += codes + meta
             else:
                 self.stats.payload_bytes += codes
                 self.stats.metadata_bytes += meta
