@@ -14,8 +14,9 @@ import torch
 from .errors import QcoreError
 from .metrics import ErrorSums, cosine, predicted_cosine, quality_band, range_in_std
 from .presets import Model
-from .quant import QuantizedTensor, dequantize
+from .quant import MixedTensor, QuantizedTensor, dequantize
 from .registry import get_method
+from .rtn import check_finite
 from .storage import ArtifactStats, ArtifactWriter, save
 
 Progress = Callable[[int, int, str], None]  # (done, total, label)
@@ -78,6 +79,17 @@ def quantize_model(
             f"method '{method}' needs calibration data, and '{model.name}' has none (no runnable model code); "
             "choose a calibration-free method such as rtn"
         )
+    if m.quantize_all is not None:
+        t0 = time.perf_counter()
+        chosen = {n: W for n, W in model.tensors.items() if policy.selects(n, W, model)}
+        kept = {n: W for n, W in model.tensors.items() if n not in chosen}
+        for name, W in chosen.items():
+            check_finite(W, name)
+        done = m.quantize_all(chosen, kept, config)
+        seconds = time.perf_counter() - t0
+        if progress:
+            progress(len(model.tensors), len(model.tensors), "all tensors")
+        return {n: done.get(n, W) for n, W in model.tensors.items()}, seconds
     out: dict[str, QuantizedTensor | torch.Tensor] = {}
     current = dict(model.tensors)  # earlier layers replaced by W_hat: GPTQ calibrates on the quantized model
     seconds = 0.0
@@ -154,25 +166,29 @@ def measure(
     qparams = 0
     for name, item in quantized.items():
         W = model.tensors[name]
-        if not isinstance(item, QuantizedTensor):
+        if not isinstance(item, QuantizedTensor | MixedTensor):
+            approx[name] = item  # kept in FP16 here (a method that trains may have updated it)
             continue
         W_hat = dequantize(item)
         approx[name] = W_hat
-        h = torch.bincount(item.q.reshape(-1), minlength=2**item.bits).double()
-        hist = h if hist is None or hist.numel() != h.numel() else hist + h
+        if isinstance(item, QuantizedTensor):
+            h = torch.bincount(item.q.reshape(-1), minlength=2**item.bits).double()
+            hist = h if hist is None else (hist + h if hist.numel() == h.numel() else hist)
         sums = ErrorSums().add(W, W_hat)
         total += sums
         qparams += W.numel()
         r = range_in_std(W)
+        minmax = item.method in ("int2", "rtn") and not item.config.get("sym") and not item.config.get("clip")
         layers.append(
             {
                 "name": name,
                 "shape": list(W.shape),
                 "params": W.numel(),
+                "bits": item.bits,
                 "weight_cosine": sums.cosine,
                 "sqnr_db": _finite(sums.sqnr_db),
                 "range_std": r,
-                "predicted_cosine": predicted_cosine(r, item.bits) if not item.config.get("sym") else None,
+                "predicted_cosine": predicted_cosine(r, item.bits) if minmax else None,
             }
         )
     params = model.params
@@ -214,7 +230,7 @@ def output_cosine(model: Model, approx: dict[str, torch.Tensor]) -> float | None
         return None
     with torch.no_grad():
         ref = model.forward(model.tensors, model.eval_inputs)
-        got = model.forward({**model.tensors, **approx}, model.eval_inputs)
+        got = model.forward(approx, model.eval_inputs)
     return cosine(ref, got)
 
 

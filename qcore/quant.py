@@ -137,8 +137,40 @@ def quantize_affine(Wg: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, b
     return q.reshape(Wg.shape)
 
 
-def dequantize(qt: QuantizedTensor) -> torch.Tensor:
+@dataclass(frozen=True, eq=False)
+class MixedTensor:
+    """Rows quantized at different widths: row r uses row_bits[r] bits.
+
+    row_bits: (out,) uint8. parts: {bits: QuantizedTensor of the rows with that width, in ascending
+    row order}, so no row index is stored beyond row_bits.
+    """
+
+    row_bits: torch.Tensor
+    parts: dict[int, QuantizedTensor]
+    shape: tuple[int, ...]
+    method: str
+    config: dict = field(default_factory=dict)
+
+    @property
+    def numel(self) -> int:
+        return sum(p.numel for p in self.parts.values())
+
+    @property
+    def bits(self) -> float:
+        """Mean code width over the tensor's weights."""
+        return sum(b * p.numel for b, p in self.parts.items()) / max(self.numel, 1)
+
+    def payload_bits(self) -> int:
+        return sum(p.payload_bits() for p in self.parts.values())
+
+
+def dequantize(qt: QuantizedTensor | MixedTensor) -> torch.Tensor:
     """W_hat in float32, with the original shape. The only dequantizer: memory and file share it."""
+    if isinstance(qt, MixedTensor):
+        W_hat = torch.empty(qt.row_bits.shape[0], qt.numel // max(qt.row_bits.shape[0], 1))  # (out, in)
+        for b, part in qt.parts.items():
+            W_hat[qt.row_bits == b] = dequantize(part).reshape(part.q.shape)
+        return W_hat.reshape(qt.shape)
     out, n = qt.q.shape
     qg = to_groups(qt.q, qt.group_size)  # (out, G, g) uint8
     scale = qt.scale.float().unsqueeze(-1)  # (out, G, 1)

@@ -11,8 +11,10 @@ from typing import Any
 import torch
 
 from .errors import QcoreError
+from .mixed import MixedConfig, quantize_mixed, quantize_mixed_model
 from .quant import QuantizedTensor
 from .rtn import RTNConfig, quantize_rtn
+from .seq import SEQConfig, quantize_seq
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class Method:
     defaults: tuple[tuple[str, Any], ...] = ()  # overrides of config_cls's own defaults
     fixed: frozenset[str] = frozenset()  # options this method pins; the user may not change them
     needs_calibration: bool = False
+    # Optional whole-model form, for methods that allocate across tensors:
+    # quantize_all(selected {name: W}, kept_fp16 {name: tensor}, config) -> {name: quantized}
+    quantize_all: Callable | None = None
 
     def make_config(self, **options):
         """A validated config: defaults, then the user's options (None means 'not given')."""
@@ -106,5 +111,22 @@ register(
         quantize_rtn,
         RTNConfig,
         (("bits", 4), ("group_size", 0), ("sym", False), ("clip", False)),
+    )
+)
+register(
+    Method(
+        "seq",
+        "AngelSlim-style 2-bit: half-integer levels {-1.5, -0.5, 0.5, 1.5} x a per-group MSE-searched scale",
+        quantize_seq,
+        SEQConfig,
+    )
+)
+register(
+    Method(
+        "mixed",
+        "per-row 2/3/4-bit allocation from measured error, meeting a file bits-per-weight budget",
+        quantize_mixed,
+        MixedConfig,
+        quantize_all=quantize_mixed_model,
     )
 )

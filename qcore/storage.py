@@ -5,7 +5,9 @@ Layout (format version 1). Each row is a run of consecutive output rows of one t
 
     name        string        tensor name
     encoding    string        "affine" (W_hat = (q - zero) * scale), "codebook" (codebook[q] * scale),
-                              or "fp16" (codes holds the float16 values, little-endian)
+                              "fp16" (codes holds the float16 values, little-endian), or "rowmix"
+                              (codes holds one uint8 bit width per row; the rows of width b are the
+                              tensor NAME + "::b" + b, in ascending row order)
     method      string        method name ("fp16" for tensors kept in float16)
     config      string        the method's config as JSON
     shape       list<int64>   the original tensor shape
@@ -45,7 +47,7 @@ import torch
 
 from .errors import QcoreError
 from .packing import BIT_ORDER, pack_codes, unpack_codes
-from .quant import QuantizedTensor, dequantize
+from .quant import MixedTensor, QuantizedTensor, dequantize
 
 FORMAT_VERSION = "1"
 CODECS = ("none", "zstd")
@@ -77,6 +79,7 @@ FILE_METADATA = {"qcore.format_version": FORMAT_VERSION, "qcore.packing": BIT_OR
 _STRING_COLUMNS = ["name", "encoding", "method", "config", "dtype", "scale_dtype", "zero_dtype"]
 _DTYPES = {"float16": torch.float16, "float32": torch.float32, "uint8": torch.uint8}
 NESTED_SCALE = "::scale"  # suffix of the entry that holds a tensor's double-quantized scales
+PART = "::b"  # infix of the entries that hold a row-mixed tensor's rows of one width
 
 
 def _dtype_name(t: torch.Tensor) -> str:
@@ -116,11 +119,26 @@ class ArtifactStats:
         }
 
 
-def encode_rows(name: str, item: QuantizedTensor | torch.Tensor) -> list[dict]:
+def encode_rows(name: str, item: QuantizedTensor | MixedTensor | torch.Tensor) -> list[dict]:
     """One tensor as artifact rows (chunks of output rows). A plain tensor is stored as float16."""
+    if isinstance(item, MixedTensor):
+        return _encode_mixed(name, item)
     if isinstance(item, QuantizedTensor):
         return _encode_quantized(name, item)
     return _encode_fp16(name, item)
+
+
+def _encode_mixed(name: str, mt: MixedTensor) -> list[dict]:
+    head = {
+        "name": name, "encoding": "rowmix", "method": mt.method, "config": json.dumps(mt.config, sort_keys=True),
+        "shape": list(mt.shape), "dtype": "float32", "bits": 0, "group_size": 0, "row_start": 0,
+        "rows": mt.row_bits.shape[0], "codes": _raw(mt.row_bits.to(torch.uint8)), "scale": None,
+        "scale_dtype": None, "zero": None, "zero_dtype": None, "zero_shared": False, "codebook": None,
+    }  # fmt: skip
+    rows = [head]
+    for b, part in sorted(mt.parts.items()):
+        rows += _encode_quantized(f"{name}{PART}{b}", part)
+    return rows
 
 
 def _encode_fp16(name: str, W: torch.Tensor) -> list[dict]:
@@ -198,12 +216,25 @@ def from_table(table: pa.Table) -> dict[str, QuantizedTensor | torch.Tensor]:
         if rows[0]["scale_dtype"] == "nested" and name not in nested:
             raise QcoreError(f"{name}: its double-quantized scales ({name}{NESTED_SCALE}) are missing")
         out[name] = _decode(name, rows, nested.get(name))
+    for name, item in list(out.items()):
+        if isinstance(item, dict):  # a rowmix head: gather its parts
+            parts = {b: out.pop(f"{name}{PART}{b}", None) for b in item["widths"]}
+            if any(p is None for p in parts.values()):
+                raise QcoreError(
+                    f"{name}: rows of width {', '.join(str(b) for b, p in parts.items() if p is None)} are missing"
+                )
+            out[name] = MixedTensor(item["row_bits"], parts, item["shape"], item["method"], item["config"])
     return out
 
 
 def _decode(name: str, rows: list[dict], scale_q: QuantizedTensor | None) -> QuantizedTensor | torch.Tensor:
     head = rows[0]
     shape = tuple(head["shape"])
+    if head["encoding"] == "rowmix":
+        row_bits = torch.from_numpy(np.frombuffer(head["codes"], dtype=np.uint8).copy())
+        widths = sorted(int(b) for b in row_bits.unique())
+        return {"row_bits": row_bits, "widths": widths, "shape": shape, "method": head["method"],
+                "config": json.loads(head["config"])}  # fmt: skip
     if head["encoding"] == "fp16":
         data = b"".join(r["codes"] for r in rows)
         return _tensor(data, "float16", shape, name)
@@ -273,7 +304,7 @@ class ArtifactWriter:
             meta = len(row["scale"] or b"") + len(row["zero"] or b"") + len(row["codebook"] or b"")
             if row["encoding"] == "fp16":
                 self.stats.passthrough_bytes += codes
-            elif row["name"].endswith(NESTED_SCALE):  # double-quantized scales are metadata
+            elif row["encoding"] == "rowmix" or row["name"].endswith(NESTED_SCALE):  # widths, scales: metadata
                 self.stats.metadata_bytes += codes + meta
             else:
                 self.stats.payload_bytes += codes

@@ -1,0 +1,143 @@
+"""Mixed precision: per-row bit widths from measured sensitivity, under a bits-per-weight budget.
+
+Every candidate width quantizes every row (SEQ half-integer levels, one MSE-searched scale per row),
+which measures each row's squared error at each width. Upgrades (b -> b + 1 bits for one row) are
+then bought greedily by error removed per bit spent, across all layers at once, until the budget is
+spent. The budget is the artifact's real size: FP16 tensors, scales, the per-row widths and the
+Parquet container all count, because the allocation is checked against the measured file and
+tightened until it fits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import QcoreError
+from .quant import MixedTensor, QuantizedTensor, as_matrix
+from .seq import SEQ_BITS, SEQConfig, quantize_seq
+
+FIT_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class MixedConfig:
+    target_bpw: float = field(default=2.5, metadata={"help": "budget: file bits per weight, everything counted"})
+    min_bits: int = field(default=2, metadata={"help": "narrowest row width", "choices": SEQ_BITS})
+    max_bits: int = field(default=4, metadata={"help": "widest row width", "choices": SEQ_BITS})
+
+    def __post_init__(self):
+        if not self.target_bpw > 0:
+            raise QcoreError(f"target_bpw must be positive; got {self.target_bpw}")
+        for b in (self.min_bits, self.max_bits):
+            if b not in SEQ_BITS:
+                raise QcoreError(f"mixed widths must be in {', '.join(map(str, SEQ_BITS))}; got {b}")
+        if self.min_bits > self.max_bits:
+            raise QcoreError(f"min_bits {self.min_bits} exceeds max_bits {self.max_bits}")
+
+
+@dataclass
+class _Candidates:
+    """One tensor quantized at every width: codes per width and each row's squared error."""
+
+    shape: tuple[int, ...]
+    in_features: int
+    by_bits: dict[int, QuantizedTensor]
+    err: dict[int, torch.Tensor]  # bits -> (out,) float64
+
+
+def _candidates(W: torch.Tensor, cfg: MixedConfig) -> _Candidates:
+    W2 = as_matrix(W).float()  # (out, in)
+    by_bits, err = {}, {}
+    for b in range(cfg.min_bits, cfg.max_bits + 1):
+        qt = quantize_seq(W2, SEQConfig(bits=b, group_size=0))
+        W_hat = (qt.q.float() - qt.zero.float()) * qt.scale.float()  # (out, in)
+        by_bits[b] = qt
+        err[b] = (W2 - W_hat).double().square().sum(1)  # (out,)
+    return _Candidates(tuple(W.shape), W2.shape[1], by_bits, err)
+
+
+def _allocate(cands: list[_Candidates], cfg: MixedConfig, budget_bits: float) -> list[torch.Tensor]:
+    """Per-row widths: start at min_bits, buy the upgrades with the most error removed per bit."""
+    gains, costs, owners = [], [], []
+    for t, c in enumerate(cands):
+        prev_ratio = None
+        for b in range(cfg.min_bits, cfg.max_bits):
+            gain = (c.err[b] - c.err[b + 1]).clamp(min=0)  # (out,)
+            ratio = gain / c.in_features
+            if prev_ratio is not None:
+                ratio = torch.minimum(ratio, prev_ratio)  # a row's later upgrade never jumps the queue
+            prev_ratio = ratio
+            gains.append(ratio)
+            costs.append(torch.full_like(ratio, c.in_features))
+            owners.append(torch.full(ratio.shape, t))
+    widths = [torch.full((c.err[cfg.min_bits].shape[0],), cfg.min_bits, dtype=torch.uint8) for c in cands]
+    if not gains or budget_bits <= 0:
+        return widths
+    ratio, cost, owner = torch.cat(gains), torch.cat(costs), torch.cat(owners)
+    row = torch.cat([torch.arange(g.shape[0]) for g in gains])
+    order = torch.sort(ratio, descending=True, stable=True).indices
+    take = order[torch.cumsum(cost[order], 0) <= budget_bits]
+    for t in owner[take].unique().tolist():
+        rows = row[take][owner[take] == t]
+        widths[t] += torch.bincount(rows, minlength=widths[t].shape[0]).to(torch.uint8)
+    return widths
+
+
+def _assemble(c: _Candidates, widths: torch.Tensor, cfg: MixedConfig, method: str) -> MixedTensor:
+    parts = {}
+    for b, qt in c.by_bits.items():
+        rows = widths == b
+        if bool(rows.any()):
+            out_b = int(rows.sum())
+            parts[b] = QuantizedTensor(
+                qt.q[rows], qt.scale[rows], qt.zero, b, 0, (out_b, c.in_features), method, qt.config
+            )
+    config = {"target_bpw": cfg.target_bpw, "min_bits": cfg.min_bits, "max_bits": cfg.max_bits}
+    return MixedTensor(widths, parts, c.shape, method, config)
+
+
+def quantize_mixed(W: torch.Tensor, cfg: MixedConfig, method: str = "mixed") -> MixedTensor:
+    """One tensor on its own: its payload plus scales and widths fit target_bpw x its weights."""
+    c = _candidates(W, cfg)
+    out = c.err[cfg.min_bits].shape[0]
+    overhead = out * (16 + 8)  # a float16 scale and a uint8 width per row
+    budget = cfg.target_bpw * out * c.in_features - overhead - cfg.min_bits * out * c.in_features
+    return _assemble(c, _allocate([c], cfg, budget)[0], cfg, method)
+
+
+def quantize_mixed_model(
+    selected: dict[str, torch.Tensor], others: dict[str, torch.Tensor], cfg: MixedConfig, method: str = "mixed"
+) -> dict[str, MixedTensor]:
+    """Allocate widths across all selected tensors so the whole artifact file meets target_bpw.
+
+    `others` are the tensors stored as FP16; they count towards the file and the parameter total.
+    """
+    from .storage import save  # storage imports quant; keep this module importable on its own
+
+    params = sum(t.numel() for t in selected.values()) + sum(t.numel() for t in others.values())
+    target_bytes = cfg.target_bpw * params / 8
+    names = list(selected)
+    cands = [_candidates(selected[n], cfg) for n in names]
+
+    def file_bytes(widths: list[torch.Tensor]) -> tuple[int, dict]:
+        items = {n: _assemble(c, w, cfg, method) for n, c, w in zip(names, cands, widths, strict=True)}
+        stats, _ = save(None, {**others, **items})
+        return stats.file_bytes, items
+
+    floor = [torch.full((c.err[cfg.min_bits].shape[0],), cfg.min_bits, dtype=torch.uint8) for c in cands]
+    smallest, items = file_bytes(floor)
+    if smallest > target_bytes:
+        raise QcoreError(
+            f"target_bpw {cfg.target_bpw} is below the smallest file this model allows at {cfg.min_bits} bits: "
+            f"{8 * smallest / params:.3f} bits per weight"
+        )
+    budget = 8 * (target_bytes - smallest)  # payload bits available for upgrades
+    step = max(c.in_features for c in cands)  # the dearest single upgrade
+    for _ in range(FIT_ROUNDS):
+        size, trial = file_bytes(_allocate(cands, cfg, budget))
+        if size <= target_bytes:
+            return trial
+        budget -= 8 * (size - target_bytes) + step  # scales, widths and packing grew too: drop an upgrade
+    return items  # every row at min_bits, which fits

@@ -1,0 +1,129 @@
+"""SEQ's half-integer levels and the mixed-precision allocator."""
+
+import math
+
+import pytest
+import torch
+
+from qcore import QcoreError, dequantize, get_method, load, load_preset, run
+from qcore.metrics import cosine
+from qcore.mixed import MixedConfig, quantize_mixed
+from qcore.quant import MixedTensor
+from qcore.seq import SEQConfig, quantize_seq
+
+
+def gaussian(out=256, n=512, seed=0):
+    return torch.randn(out, n, generator=torch.Generator().manual_seed(seed))
+
+
+def test_seq_levels_are_exactly_the_half_integers_times_scale():
+    W = gaussian(4, 256)
+    qt = quantize_seq(W, SEQConfig(bits=2, group_size=0))
+    assert qt.zero.item() == 1.5 and qt.zero.dtype == torch.float16
+    W_hat = dequantize(qt)
+    for r in range(4):
+        levels = torch.unique(W_hat[r] / qt.scale[r, 0].float())
+        assert levels.tolist() == [-1.5, -0.5, 0.5, 1.5]
+
+
+def seq_reference(w: torch.Tensor, scale: float, bits: int = 2) -> torch.Tensor:
+    """Plain nearest-level search over the explicit half-integer grid."""
+    half = 2 ** (bits - 1)
+    grid = torch.tensor([k + 0.5 for k in range(-half, half)]) * scale
+    return grid[(w[:, None] - grid[None, :]).abs().argmin(1)]
+
+
+@pytest.mark.parametrize("bits", (2, 3, 4))
+def test_seq_codes_are_the_nearest_level(bits):
+    W = gaussian(8, 128, seed=bits)
+    qt = quantize_seq(W, SEQConfig(bits=bits, group_size=0))
+    W_hat = dequantize(qt)
+    for r in range(8):
+        ref = seq_reference(W[r], qt.scale[r, 0].float().item(), bits)
+        assert torch.allclose(W_hat[r], ref, atol=0, rtol=1e-6)
+
+
+def test_seq_beats_minmax_int2_on_gaussian_rows():
+    W = gaussian(512, 1024)
+    seq = cosine(W, dequantize(quantize_seq(W, SEQConfig(group_size=0))))
+    m = get_method("int2")
+    int2 = cosine(W, dequantize(m.quantize(W, m.make_config())))
+    assert seq > int2 + 0.05
+    assert seq == pytest.approx(0.939, abs=0.005)  # the best 4-level scalar quantizer of a Gaussian
+
+
+@pytest.mark.parametrize("group_size", (0, 64, 100))
+def test_seq_shapes_dtypes_and_degenerate_rows(group_size):
+    W = gaussian(6, 256)
+    W[0] = 0
+    W[1] = 0.3
+    qt = quantize_seq(W, SEQConfig(group_size=group_size))
+    assert qt.q.dtype == torch.uint8 and qt.q.shape == (6, 256) and int(qt.q.max()) <= 3
+    assert qt.scale.dtype == torch.float16 and qt.scale.shape[1] == (
+        1 if group_size == 0 else math.ceil(256 / group_size)
+    )
+    W_hat = dequantize(qt)
+    assert bool(torch.isfinite(W_hat).all())
+    assert W_hat[1].unique().numel() == 1  # a constant row stays constant
+
+
+def test_seq_round_trips_through_the_artifact():
+    model = load_preset("small")
+    res = run(model, "seq")
+    back = load(res.artifact)
+    for name, item in res.quantized.items():
+        if name.endswith("weight"):
+            assert torch.equal(dequantize(back[name]), dequantize(item))
+
+
+def test_seq_config_is_validated():
+    with pytest.raises(QcoreError, match="seq bits must be one of 2, 3, 4; got 8"):
+        SEQConfig(bits=8)
+
+
+@pytest.mark.parametrize(("target", "floor"), [(2.5, 0.95), (2.25, 0.94)])
+def test_mixed_meets_the_budget_on_large_with_everything_counted(target, floor):
+    rec = run(load_preset("large"), "mixed", {"target_bpw": target}).record
+    assert rec["bpw"] <= target  # file bytes x 8 / all params: scales, widths, biases, container included
+    assert rec["weight_cosine"] >= floor
+
+
+def test_mixed_gives_more_bits_to_cheaper_rows():
+    rec = run(load_preset("large"), "mixed", {"target_bpw": 2.5}).record
+    bits = {la["name"]: la["bits"] for la in rec["layers"]}
+    # rows of fc1 are 256 wide and cost a quarter of fc3's 1024 for the same error removed
+    assert bits["fc1.weight"] > bits["fc2.weight"] > bits["fc3.weight"] >= 2
+
+
+def test_mixed_round_trips_and_cosine_rises_with_budget(tmp_path):
+    model = load_preset("medium")
+    cos = []
+    for target in (2.6, 3.0, 3.6):
+        res = run(model, "mixed", {"target_bpw": target}, out=tmp_path / f"m{target}.parquet")
+        back = load(tmp_path / f"m{target}.parquet")
+        mixed = back["fc2.weight"]
+        assert isinstance(mixed, MixedTensor)
+        assert torch.equal(dequantize(mixed), dequantize(res.quantized["fc2.weight"]))
+        cos.append(res.record["weight_cosine"])
+        assert res.record["bpw"] <= target
+    assert cos[0] < cos[1] < cos[2]
+
+
+def test_mixed_refuses_an_unreachable_budget():
+    with pytest.raises(QcoreError, match="below the smallest file this model allows"):
+        run(load_preset("medium"), "mixed", {"target_bpw": 1.5})
+
+
+def test_mixed_on_one_tensor_meets_its_own_budget():
+    W = gaussian(128, 256)
+    mt = quantize_mixed(W, MixedConfig(target_bpw=2.5))
+    payload = mt.payload_bits()
+    assert payload + 128 * 24 <= 2.5 * W.numel()
+    assert set(mt.parts) <= {2, 3, 4} and mt.row_bits.shape == (128,)
+
+
+def test_mixed_config_is_validated():
+    with pytest.raises(QcoreError, match="min_bits 4 exceeds max_bits 2"):
+        MixedConfig(min_bits=4, max_bits=2)
+    with pytest.raises(QcoreError, match="target_bpw must be positive"):
+        MixedConfig(target_bpw=0)
