@@ -108,7 +108,7 @@ def quantize_mixed(W: torch.Tensor, cfg: MixedConfig, method: str = "mixed") -> 
 
 
 def quantize_mixed_model(
-    selected: dict[str, torch.Tensor], others: dict[str, torch.Tensor], cfg: MixedConfig, method: str = "mixed"
+    model, selected: dict[str, torch.Tensor], others: dict[str, torch.Tensor], cfg: MixedConfig, method: str = "mixed"
 ) -> dict[str, MixedTensor]:
     """Allocate widths across all selected tensors so the whole artifact file meets target_bpw.
 

@@ -85,7 +85,7 @@ def quantize_model(
         kept = {n: W for n, W in model.tensors.items() if n not in chosen}
         for name, W in chosen.items():
             check_finite(W, name)
-        done = m.quantize_all(chosen, kept, config)
+        done = m.quantize_all(model, chosen, kept, config)
         seconds = time.perf_counter() - t0
         if progress:
             progress(len(model.tensors), len(model.tensors), "all tensors")
@@ -206,6 +206,7 @@ def measure(
         "weight_cosine": total.cosine if qparams else 1.0,
         "sqnr_db": _finite(total.sqnr_db) if qparams else None,
         "output_cosine": output_cosine(model, approx),
+        "task": task_metrics(model, approx),
         "memory_saving": 1 - qb / fp16_bytes,
         "saved_bytes": fp16_bytes - qb,
         "breakdown": stats.as_dict(),
@@ -232,6 +233,14 @@ def output_cosine(model: Model, approx: dict[str, torch.Tensor]) -> float | None
         ref = model.forward(model.tensors, model.eval_inputs)
         got = model.forward(approx, model.eval_inputs)
     return cosine(ref, got)
+
+
+def task_metrics(model: Model, approx: dict[str, torch.Tensor]) -> dict | None:
+    """The model's own metrics (accuracy, perplexity, KL, ...) for the quantized weights, or None."""
+    if model.task is None:
+        return None
+    with torch.no_grad():
+        return model.task(model.tensors, approx)
 
 
 def _finite(x: float) -> float | None:

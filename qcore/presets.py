@@ -28,6 +28,10 @@ class Model:
     forward: Callable[..., torch.Tensor] | None = None
     eval_inputs: torch.Tensor | None = None
     calib_inputs: torch.Tensor | None = None  # inputs for calibrated methods (from training data, never eval)
+    # task(ref_tensors, tensors) -> {metric: float}: the model's own quality measure (accuracy, perplexity, ...)
+    task: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], dict] | None = None
+    # loss(tensors, step) -> scalar: a differentiable training loss on the step-th training batch, for QAT
+    loss: Callable[[dict[str, torch.Tensor], int], torch.Tensor] | None = None
     head: tuple[str, ...] = field(default=())  # names of output-head weights, for the selection policy
     embeddings: tuple[str, ...] = field(default=())  # names of embedding tables, for the selection policy
 

@@ -12,6 +12,7 @@ import torch
 
 from .errors import QcoreError
 from .mixed import MixedConfig, quantize_mixed, quantize_mixed_model
+from .qat import qat_seq
 from .quant import QuantizedTensor
 from .rtn import RTNConfig, quantize_rtn
 from .seq import SEQConfig, quantize_seq
@@ -29,7 +30,7 @@ class Method:
     fixed: frozenset[str] = frozenset()  # options this method pins; the user may not change them
     needs_calibration: bool = False
     # Optional whole-model form, for methods that allocate across tensors:
-    # quantize_all(selected {name: W}, kept_fp16 {name: tensor}, config) -> {name: quantized}
+    # quantize_all(model, selected {name: W}, kept_fp16 {name: tensor}, config) -> {name: quantized or tensor}
     quantize_all: Callable | None = None
 
     def make_config(self, **options):
@@ -116,9 +117,11 @@ register(
 register(
     Method(
         "seq",
-        "AngelSlim-style 2-bit: half-integer levels {-1.5, -0.5, 0.5, 1.5} x a per-group MSE-searched scale",
+        "AngelSlim-style 2-bit: half-integer levels {-1.5, -0.5, 0.5, 1.5} x a per-group MSE-searched scale, "
+        "then QAT where the model can be trained",
         quantize_seq,
         SEQConfig,
+        quantize_all=qat_seq,
     )
 )
 register(

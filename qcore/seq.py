@@ -29,6 +29,8 @@ class SEQConfig:
     )
     group_size: int = field(default=64, metadata={"help": "input columns per scale; 0 = per-channel"})
     refine: int = field(default=4, metadata={"help": "alternating least-squares rounds after the grid search"})
+    qat_steps: int = field(default=200, metadata={"help": "QAT steps where the model can be trained (0 = PTQ only)"})
+    qat_lr: float = field(default=1e-4, metadata={"help": "QAT learning rate (Adam)"})
 
     def __post_init__(self):
         if self.bits not in SEQ_BITS:
@@ -37,6 +39,8 @@ class SEQConfig:
             raise QcoreError(f"group_size must be 0 (per-channel) or a positive integer; got {self.group_size}")
         if self.refine < 0:
             raise QcoreError(f"refine must be >= 0; got {self.refine}")
+        if self.qat_steps < 0 or not self.qat_lr > 0:
+            raise QcoreError(f"qat_steps must be >= 0 and qat_lr > 0; got {self.qat_steps}, {self.qat_lr}")
 
 
 def half_zero(bits: int) -> float:
@@ -108,5 +112,5 @@ def quantize_seq(W: torch.Tensor, cfg: SEQConfig, method: str = "seq") -> Quanti
     scale = scale.clamp(2.0**-14, 65504.0).half()
     q = seq_codes(Wg, scale.float(), cfg.bits).reshape(out, -1)[:, :n].contiguous()  # (out, in)
     zero = torch.full((1, 1), half_zero(cfg.bits), dtype=torch.float16)
-    config = {"bits": cfg.bits, "group_size": cfg.group_size, "refine": cfg.refine}
+    config = {"bits": cfg.bits, "group_size": cfg.group_size, "refine": cfg.refine, "qat_steps": 0}
     return QuantizedTensor(q, scale, zero, cfg.bits, cfg.group_size, tuple(W.shape), method, config)

@@ -127,3 +127,57 @@ def test_mixed_config_is_validated():
         MixedConfig(min_bits=4, max_bits=2)
     with pytest.raises(QcoreError, match="target_bpw must be positive"):
         MixedConfig(target_bpw=0)
+
+
+def trainable_mlp(seed=0):
+    """A small MLP whose training loss is matching its own FP32 outputs (distillation), for QAT."""
+    from qcore.presets import Model, mlp_forward
+
+    gen = torch.Generator().manual_seed(seed)
+    tensors = {
+        "fc1.weight": torch.randn(64, 32, generator=gen) / 32**0.5,
+        "fc1.bias": torch.zeros(64),
+        "fc2.weight": torch.randn(16, 64, generator=gen) / 8,
+        "fc2.bias": torch.zeros(16),
+    }
+    X = torch.randn(512, 32, generator=gen)
+    X_eval = torch.randn(256, 32, generator=gen)
+    with torch.no_grad():
+        Y = mlp_forward(tensors, X)
+
+    def loss(t, step):
+        i = (step * 64) % 512
+        return (mlp_forward(t, X[i : i + 64]) - Y[i : i + 64]).square().mean()
+
+    def task(ref, t):
+        return {"mse": float((mlp_forward(t, X_eval) - mlp_forward(ref, X_eval)).square().mean())}
+
+    return Model("trainable", tensors, "", mlp_forward, X_eval, X, task=task, loss=loss)
+
+
+def test_qat_lowers_the_task_error_of_seq_ptq():
+    model = trainable_mlp()
+    ptq = run(model, "seq", {"qat_steps": 0, "group_size": 32}).record
+    qat = run(model, "seq", {"qat_steps": 150, "qat_lr": 1e-3, "group_size": 32}).record
+    assert qat["task"]["mse"] < 0.8 * ptq["task"]["mse"]
+    assert qat["layers"][0]["bits"] == 2
+
+
+def test_qat_with_zero_steps_is_exactly_ptq():
+    from qcore.qat import qat_seq
+
+    model = trainable_mlp()
+    chosen = {k: v for k, v in model.tensors.items() if v.dim() == 2}
+    kept = {k: v for k, v in model.tensors.items() if v.dim() < 2}
+    cfg = SEQConfig(qat_steps=0)
+    out = qat_seq(model, chosen, kept, cfg)
+    for name, W in chosen.items():
+        assert torch.equal(out[name].q, quantize_seq(W, cfg).q)
+
+
+def test_fake_quant_matches_the_stored_quantizer():
+    from qcore.qat import fake_quant_seq
+
+    W = gaussian(16, 96)
+    qt = quantize_seq(W, SEQConfig(group_size=32))
+    assert torch.equal(fake_quant_seq(W, qt.scale.float(), 2, 32), dequantize(qt))

@@ -1,0 +1,70 @@
+"""Quantization-aware training for SEQ: learn weights and per-group scales through the quantizer.
+
+The forward pass uses W_hat = s * clamp_level(W / s) with a straight-through estimator for the
+rounding (Bengio et al. 2013) and a learned step size as in LSQ (Esser et al. 2020): inside the
+clipping range the gradient passes to W unchanged, and s learns from both the rounding residual
+and the clipped weights. Tensors kept in FP16 (biases, norms) train along. Starts from the SEQ
+post-training scales, so zero steps gives exactly the PTQ result.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import QcoreError
+from .quant import QuantizedTensor, as_matrix, to_groups
+from .seq import SEQConfig, quantize_seq, seq_codes
+
+
+def fake_quant_seq(W: torch.Tensor, scale: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
+    """Differentiable SEQ quantization of W (out, in) with scales (out, G); returns W_hat (out, in)."""
+    out, n = W.shape
+    half = 2 ** (bits - 1)
+    v = to_groups(W, group_size) / scale.unsqueeze(-1)  # (out, G, g) in units of scale
+    inside = v.clamp(-half, half)  # gradient 0 outside the levels' range
+    level = torch.floor(v.detach()).clamp(-half, half - 1) + 0.5
+    v_q = inside + (level - inside).detach()  # forward: the level; backward: identity inside the range
+    return (v_q * scale.unsqueeze(-1)).reshape(out, -1)[:, :n]  # (out, in)
+
+
+def qat_seq(
+    model,
+    selected: dict[str, torch.Tensor],
+    kept: dict[str, torch.Tensor],
+    cfg: SEQConfig,
+    method: str = "seq",
+) -> dict[str, QuantizedTensor | torch.Tensor]:
+    """SEQ with `cfg.qat_steps` steps of QAT on model.loss; PTQ alone when the model cannot train."""
+    ptq = {name: quantize_seq(W, cfg, method) for name, W in selected.items()}
+    if cfg.qat_steps == 0 or model.loss is None:
+        return ptq
+    weights = {n: as_matrix(W).float().clone().requires_grad_(True) for n, W in selected.items()}
+    scales = {n: ptq[n].scale.float().clone().requires_grad_(True) for n in selected}
+    extras = {n: t.float().clone().requires_grad_(t.is_floating_point()) for n, t in kept.items()}
+    params = list(weights.values()) + [t for t in extras.values() if t.requires_grad]
+    opt = torch.optim.Adam([{"params": params, "lr": cfg.qat_lr}, {"params": list(scales.values()), "lr": cfg.qat_lr}])
+    for step in range(cfg.qat_steps):
+        tensors = dict(extras)
+        for n, W in weights.items():
+            tensors[n] = fake_quant_seq(W, scales[n], cfg.bits, cfg.group_size).reshape(selected[n].shape)
+        loss = model.loss(tensors, step)
+        if not torch.isfinite(loss):
+            raise QcoreError(f"QAT diverged at step {step} (loss {float(loss)}); lower qat_lr")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for s in scales.values():
+                s.clamp_(min=2.0**-14)
+    out: dict[str, QuantizedTensor | torch.Tensor] = {}
+    with torch.no_grad():
+        for n, W in weights.items():
+            scale = scales[n].clamp(2.0**-14, 65504.0).half()
+            q = seq_codes(to_groups(W, cfg.group_size), scale.float(), cfg.bits).reshape(W.shape[0], -1)
+            q = q[:, : W.shape[1]].contiguous()  # (out, in)
+            p = ptq[n]
+            config = {**p.config, "qat_steps": cfg.qat_steps, "qat_lr": cfg.qat_lr}
+            out[n] = QuantizedTensor(q, scale, p.zero, p.bits, p.group_size, p.shape, method, config)
+        for n, t in extras.items():
+            out[n] = t.detach().to(kept[n].dtype)
+    return out
