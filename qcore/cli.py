@@ -83,12 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", help="write the artifact here (.parquet)")
     q.add_argument("--json", action="store_true", help="print one record")
 
-    e = sub.add_parser("extrapolate", help="sizes at a parameter count, from bpw measured on a preset")
-    e.add_argument("--params", type=float, required=True, help="parameter count, e.g. 7e9")
+    e = sub.add_parser("extrapolate", help="sizes, KV cache and predicted accuracy for a real architecture")
+    tgt = e.add_mutually_exclusive_group(required=True)
+    tgt.add_argument("--arch", help="a catalogued architecture (see `archs`)")
+    tgt.add_argument("--params", type=float, help="a plain parameter count, e.g. 7e9 (generic Llama-style shape)")
+    tgt.add_argument("--config", help="a Hugging Face config.json")
     e.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
-    e.add_argument("--preset", default="large", help="the preset whose measured bpw is scaled")
     _add_method_options(e)
-    e.add_argument("--json", action="store_true", help="print the measured and extrapolated rows")
+    e.add_argument("--quantize-embeddings", action="store_true", help="quantize the embedding table too")
+    e.add_argument("--quantize-head", action="store_true", help="quantize the output head too")
+    e.add_argument("--context", type=int, default=4096, help="tokens of KV cache")
+    e.add_argument("--batch", type=int, default=1, help="sequences of KV cache")
+    e.add_argument("--kv-bits", type=int, default=16, choices=(16, 8, 4), help="KV cache precision")
+    e.add_argument("--no-accuracy", action="store_true", help="skip the accuracy fit (sizes only)")
+    e.add_argument("--json", action="store_true")
+
+    ar = sub.add_parser("archs", help="the architecture catalogue with exact parameter counts")
+    ar.add_argument("--json", action="store_true")
 
     m = sub.add_parser("methods", help="the method registry: names, options, defaults")
     m.add_argument("--json", action="store_true")
@@ -169,25 +180,76 @@ def cmd_report(args) -> int:
 
 
 def cmd_extrapolate(args) -> int:
-    from .analyse import naive_extrapolation
-    from .pipeline import run
-    from .presets import load_preset
-    from .report import fmt_bytes
+    from pathlib import Path
 
-    if not args.params > 0 or args.params != int(args.params):
-        raise QcoreError(f"--params must be a positive whole number, got {args.params}")
-    rec = run(load_preset(args.preset), args.method, _options(args)).record
-    label = f"{int(args.params):,} params"
-    rows = naive_extrapolation([rec], {label: int(args.params)})
-    if args.json:
-        emit({"basis": "measured bpw x params", "rows": rows})
+    from .arch import (
+        SizePolicy,
+        arch_from_config,
+        arch_from_params,
+        arch_sizes,
+        fit_accuracy,
+        get_arch,
+        kv_cache_bytes,
+        predict_accuracy,
+    )
+    from .report import fmt_bytes, fmt_cos
+
+    if args.arch:
+        arch = get_arch(args.arch)
+    elif args.config:
+        p = Path(args.config)
+        if not p.is_file():
+            raise QcoreError(f"no such file: {p}")
+        arch = arch_from_config(p.read_text(encoding="utf-8", errors="replace"), p.stem)
     else:
-        for r in rows:
-            kind = "measured" if r["measured"] else "extrapolated"
-            print(
-                f"{r['model']} {r['method']} ({kind}): {fmt_bytes(r['fp16_bytes'])} -> {fmt_bytes(r['quantized_bytes'])}"
-                f" ({r['compression_ratio']:.2f}x, {r['memory_saving']:.1%} saved, {r['bpw']:.3f} bpw)"
-            )
+        if not args.params > 0 or args.params != int(args.params):
+            raise QcoreError(f"--params must be a positive whole number, got {args.params}")
+        arch = arch_from_params(int(args.params))
+    policy = SizePolicy(args.quantize_embeddings, args.quantize_head)
+    options = _options(args)
+    doc = arch_sizes(arch, args.method, options, policy)
+    doc["kv_cache"] = {
+        "context": args.context, "batch": args.batch, "kv_bits": args.kv_bits,
+        "bytes": kv_cache_bytes(arch, args.context, args.batch, args.kv_bits),
+    }  # fmt: skip
+    if not args.no_accuracy:
+        print("fitting accuracy on the presets ...", file=sys.stderr)
+        doc["accuracy"] = predict_accuracy(
+            fit_accuracy(args.method, options), arch, SizePolicy(args.quantize_embeddings, args.quantize_head)
+        )
+    if args.json:
+        emit(doc)
+        return 0
+    print(
+        f"{arch.name}: {arch.params:,} params; "
+        + ", ".join(f"{k} {v:,}" for k, v in doc["params_by_kind"].items() if v)
+    )
+    print(
+        f"{args.method}: {fmt_bytes(doc['fp16_bytes'])} -> {fmt_bytes(doc['quantized_bytes'])} "
+        f"({doc['compression_ratio']:.2f}x, {doc['memory_saving']:.1%} saved, {doc['bpw']:.3f} bpw); "
+        + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in doc["bytes_by_kind"].items() if v)
+    )
+    kv = doc["kv_cache"]
+    print(f"KV cache: {fmt_bytes(kv['bytes'])} at {kv['context']} tokens x {kv['batch']} in {kv['kv_bits']}-bit")
+    if "accuracy" in doc:
+        a = doc["accuracy"]
+        print(
+            f"weight cosine (extrapolated): {fmt_cos(a['weight_cosine'])} "
+            f"[{fmt_cos(a['weight_cosine_low'])}, {fmt_cos(a['weight_cosine_high'])}], "
+            f"back-test error {a['backtest_cosine_error']:+.5f}"
+        )
+    return 0
+
+
+def cmd_archs(args) -> int:
+    from .arch import ARCHS, arch_summary
+
+    doc = [arch_summary(a) for a in ARCHS.values()]
+    if args.json:
+        emit({"archs": doc})
+    else:
+        for d in doc:
+            print(f"{d['name']:13s} {d['params']:>15,} params")
     return 0
 
 
@@ -226,6 +288,7 @@ COMMANDS = {
     "run": cmd_run,
     "report": cmd_report,
     "extrapolate": cmd_extrapolate,
+    "archs": cmd_archs,
     "methods": cmd_methods,
     "presets": cmd_presets,
 }

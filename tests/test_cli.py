@@ -106,6 +106,7 @@ def test_run_writes_the_artifact(tmp_path):
         (("run", "--weights", "/no/such/file.safetensors", "--method", "int8"), "no such file"),
         (("report", "--methods", "int8,bogus"), "unknown method 'bogus'"),
         (("extrapolate", "--params", "0", "--method", "int2"), "--params must be a positive whole number"),
+        (("extrapolate", "--arch", "GPT-5", "--method", "int2"), "unknown architecture 'GPT-5'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, message):
@@ -133,10 +134,20 @@ def test_report_out_writes_markdown_csv_and_artifacts(tmp_path):
         "medium-int2.parquet", "medium-int8.parquet", "small-int2.parquet", "small-int8.parquet"]  # fmt: skip
 
 
-def test_extrapolate_scales_measured_bpw():
-    proc = qcore("extrapolate", "--params", "7e9", "--method", "int2", "--json")
-    rows = json.loads(proc.stdout)["rows"]
-    measured, target = rows
-    assert measured["measured"] and not target["measured"]
-    assert target["params"] == 7_000_000_000
-    assert target["bpw"] == pytest.approx(measured["bpw"])
+def test_extrapolate_an_architecture_with_fp16_embeddings():
+    proc = qcore("extrapolate", "--arch", "Qwen3-0.6B", "--method", "int2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["params"] == 596_049_920
+    assert doc["params_by_kind"]["embedding"] == 151_936 * 1024
+    assert 2.0 < doc["compression_ratio"] < 4.0  # far below 8x: the FP16 embedding dominates
+    assert doc["bytes_by_kind"]["embedding"] > doc["bytes_by_kind"]["mlp"]
+    acc = doc["accuracy"]
+    assert acc["extrapolated"] and acc["weight_cosine_low"] <= acc["weight_cosine"] <= acc["weight_cosine_high"]
+
+
+def test_extrapolate_a_parameter_count():
+    proc = qcore("extrapolate", "--params", "7e9", "--method", "int8", "--no-accuracy", "--json")
+    doc = json.loads(proc.stdout)
+    assert abs(doc["params"] - 7e9) / 7e9 < 0.05
+    assert 1.9 < doc["compression_ratio"] < 2.0
