@@ -71,13 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("run", help="quantize one model with one method")
     src = q.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", help=f"one of {', '.join(PRESETS)}")
-    src.add_argument("--weights", help="a .safetensors file")
+    src.add_argument(
+        "--weights", help="a weight file: .safetensors (or a shard folder / index), .pt, .pth, .bin, .npz, .parquet"
+    )
     q.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
     _add_method_options(q)
     q.add_argument(
         "--codec", choices=("none", "zstd"), default="none", help="Parquet codec (off for the headline ratio)"
     )
     q.add_argument("--keep-head", action="store_true", help="keep the output head in FP16")
+    q.add_argument(
+        "--quantize-embeddings", action="store_true", help="quantize embedding tables (kept FP16 by default)"
+    )
     q.add_argument("--include", help="regex: quantize only matching tensor names")
     q.add_argument("--exclude", help="regex: keep matching tensor names in FP16")
     q.add_argument("--out", help="write the artifact here (.parquet)")
@@ -126,12 +131,12 @@ def _options(args) -> dict:
 def cmd_run(args) -> int:
     from .pipeline import Policy, run
     from .presets import load_preset
-    from .readers import read_safetensors
+    from .readers import read_weights
 
-    model = load_preset(args.preset) if args.preset else read_safetensors(args.weights)
+    model = load_preset(args.preset) if args.preset else read_weights(args.weights)
     if args.out and not args.out.endswith(".parquet"):
         raise QcoreError(f"--out must name a .parquet file, got '{args.out}'")
-    policy = Policy(quantize_head=not args.keep_head, include=args.include, exclude=args.exclude)
+    policy = Policy(not args.keep_head, args.quantize_embeddings, args.include, args.exclude)
     res = run(
         model, args.method, _options(args), policy, args.codec, args.out, progress_bar(f"{model.name} {args.method}")
     )

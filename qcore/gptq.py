@@ -23,7 +23,6 @@ from .rtn import check_finite
 
 DAMP_RETRIES = 4  # Cholesky attempts: damp, 10x, 100x, 1000x before giving up
 INV_LEAF = 256  # inverse_upper solves blocks this small directly
-SUB_BLOCK = 8  # columns per rank-1 sub-block: its rows stay in cache, its ops below torch's parallel grain
 # x + M - M rounds float32 x to the nearest integer, ties to even, exactly as torch.round does for
 # |x| < 2**22 (larger values clamp to the same code either way). torch.round on one column is
 # slow here: its threads wait on each other when the cores are busy.
@@ -59,7 +58,7 @@ def prepare_hessian(H: torch.Tensor | None, n: int) -> tuple[torch.Tensor, torch
     if H.shape != (n, n):
         raise QcoreError(f"H must be ({n}, {n}) for a layer with {n} inputs; got shape {tuple(H.shape)}")
     H = H.detach().to(torch.float32, copy=True)  # (in, in)
-    if not bool(torch.isfinite(H).all()):
+    if not bool(torch.isfinite(H.sum())) and not bool(torch.isfinite(H).all()):  # a cheap sum first
         raise QcoreError("H has NaN or Inf values; the calibration inputs of this layer are not finite")
     dead = torch.diagonal(H) == 0  # (in,) inputs that are always 0
     H[dead, dead] = 1.0
@@ -111,8 +110,11 @@ def _fits(scale: torch.Tensor, scale_dtype) -> bool:
 
 # GPTQ, Algorithm 1 of Frantar et al. 2022 (lazy batch updates, Cholesky reformulation), on the transposed
 # weights: row c of Wt is column c of W, so the per-column work reads and writes contiguous memory.
-# Three levels, one result: each column updates the rest of its SUB_BLOCK at once (rank 1), each sub-block
-# the rest of its block (one matmul), each block all later columns (one matmul).
+# Inside a block each column gathers the errors of the block's earlier columns in one matrix-vector
+# product just before it is quantized; after the block, all later columns get its errors in one matmul.
+# Same sums as the paper's rank-1 updates, in another order. (Rank-1 or sub-block updates were slower
+# here: their ops are big enough for torch to run them on threads, and on a busy machine every
+# threaded op waits for a time slice.)
 def gptq_loop(
     Wt: torch.Tensor,
     U: torch.Tensor,
@@ -143,32 +145,23 @@ def gptq_loop(
     for i1 in range(0, n, block_size):
         i2 = min(i1 + block_size, n)
         W1, U1, E1 = Wt[i1:i2], U[i1:i2, i1:i2], Err1[: i2 - i1]  # (b, out), (b, b), (b, out)
-        j1 = 0
-        while j1 < i2 - i1:
-            j2 = min(j1 + SUB_BLOCK, i2 - i1)
-            if static is None:
-                j2 = min(j2, (i1 + j1) // g * g + g - i1)  # a group starts a sub-block: all its updates are in
-            for i in range(j1, j2):
-                c = i1 + i
-                if static is not None:
-                    s, z = scale[group_of[c]], zero[group_of[c]]  # (out,), (out,)
-                elif c % g == 0:
-                    slab = W1[i : i + g]  # (<= g, out) the group's rows in this block, up to date
-                    if c + g > i2:  # the group runs past the block: apply the block's pending updates
-                        rest = torch.addmm(Wt[i2 : c + g], U[i1:c, i2 : c + g].T, E1[:i], alpha=-1)  # (r, out)
-                        slab = torch.cat([slab, rest])  # (min(g, n - c), out)
-                    s, z = choose_qparams(slab.T, bits, sym, 1.0, scale_dtype)  # (out,), (out,)
-                    if not _fits(s, scale_dtype):
-                        raise OverflowError
-                    scale[c // g], zero[c // g] = s, z
-                w, err = W1[i], E1[i]  # (out,), (out,)
-                torch.div(w, s, out=w_hat).add_(ROUND_MAGIC).sub_(ROUND_MAGIC).add_(z).clamp_(0, maxq)  # = round
-                Qt[c] = w_hat
-                w_hat.sub_(z).mul_(s)
-                torch.sub(w, w_hat, out=err).div_(U1[i, i])
-                W1[i + 1 : j2].addr_(U1[i, i + 1 : j2], err, alpha=-1)  # the rest of the sub-block
-            W1[j2:].addmm_(U1[j1:j2, j2:].T, E1[j1:j2], alpha=-1)  # the rest of the block
-            j1 = j2
+        for i in range(i2 - i1):
+            c = i1 + i
+            if static is not None:
+                s, z = scale[group_of[c]], zero[group_of[c]]  # (out,), (out,)
+            elif c % g == 0:
+                slab = torch.addmm(Wt[c : c + g], U[i1:c, c : c + g].T, E1[:i], alpha=-1)  # (<= g, out) up to date
+                s, z = choose_qparams(slab.T, bits, sym, 1.0, scale_dtype)  # (out,), (out,)
+                if not _fits(s, scale_dtype):
+                    raise OverflowError
+                scale[c // g], zero[c // g] = s, z
+            w, err = W1[i], E1[i]  # (out,), (out,)
+            if i:
+                w.addmv_(E1[:i].T, U1[:i, i], alpha=-1)  # the errors of this block's earlier columns
+            torch.div(w, s, out=w_hat).add_(ROUND_MAGIC).sub_(ROUND_MAGIC).add_(z).clamp_(0, maxq)  # = round
+            Qt[c] = w_hat
+            w_hat.sub_(z).mul_(s)
+            torch.sub(w, w_hat, out=err).div_(U1[i, i])
         Wt[i2:].addmm_(U[i1:i2, i2:].T, E1, alpha=-1)  # all later columns, lazily
     return Qt, scale, zero
 
@@ -228,7 +221,7 @@ def quantize_gptq(W: torch.Tensor, cfg: GPTQConfig, H: torch.Tensor | None = Non
     perm = None
     if cfg.act_order:
         perm = torch.argsort(torch.diagonal(H32), descending=True, stable=True)  # (in,)
-        H32 = H32[perm][:, perm]  # (in, in)
+        H32 = H32[perm[:, None], perm]  # (in, in)
     U = inverse_cholesky(H32, cfg.damp)  # (in, in)
     try:
         q, scale, zero = _run(W2, U, perm, cfg, torch.float16)

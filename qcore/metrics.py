@@ -6,6 +6,7 @@ import math
 
 import torch
 
+CHUNK = 1 << 22  # elements per float64 chunk in ErrorSums and range_in_std
 QUALITY_BANDS = (("excellent", 0.95), ("good", 0.90), ("acceptable", 0.85), ("poor", -1.0))
 
 
@@ -16,11 +17,14 @@ class ErrorSums:
         self.ww = self.hh = self.wh = self.ee = 0.0
 
     def add(self, W: torch.Tensor, W_hat: torch.Tensor) -> ErrorSums:
-        w, h = W.double().reshape(-1), W_hat.double().reshape(-1)
-        self.ww += float(w @ w)
-        self.hh += float(h @ h)
-        self.wh += float(w @ h)
-        self.ee += float((w - h).square().sum())
+        """Add a pair of same-shape tensors, in float64 chunks so a huge tensor needs little memory."""
+        w_all, h_all = W.reshape(-1), W_hat.reshape(-1)
+        for i in range(0, w_all.numel(), CHUNK):
+            w, h = w_all[i : i + CHUNK].double(), h_all[i : i + CHUNK].double()
+            self.ww += float(w @ w)
+            self.hh += float(h @ h)
+            self.wh += float(w @ h)
+            self.ee += float((w - h).square_().sum())
         return self
 
     def __iadd__(self, other: ErrorSums) -> ErrorSums:
@@ -78,13 +82,18 @@ def range_in_std(W: torch.Tensor) -> float:
     For n Gaussian samples this grows like 2 sqrt(2 ln n), which is why per-channel min-max INT2
     loses accuracy as rows get longer. Rows with zero spread are left out.
     """
-    W2 = W.reshape(W.shape[0], -1).double()  # (out, in)
-    if W2.shape[1] < 2:
+    W2 = W.reshape(W.shape[0], -1)  # (out, in)
+    if W2.shape[1] < 2 or W2.shape[0] == 0:
         return 0.0
-    spread = W2.std(dim=1)
-    rng = W2.amax(dim=1) - W2.amin(dim=1)
-    ok = spread > 0
-    return float((rng[ok] / spread[ok]).mean()) if bool(ok.any()) else 0.0
+    rows = max(1, CHUNK // W2.shape[1])
+    ratios = []
+    for r in range(0, W2.shape[0], rows):
+        block = W2[r : r + rows].double()  # (rows, in)
+        spread = block.std(dim=1)
+        ok = spread > 0
+        ratios.append((block.amax(dim=1) - block.amin(dim=1))[ok] / spread[ok])
+    ratio = torch.cat(ratios)
+    return float(ratio.mean()) if ratio.numel() else 0.0
 
 
 def predicted_cosine(range_std: float, bits: int) -> float:

@@ -17,7 +17,7 @@ from .presets import Model
 from .quant import MixedTensor, QuantizedTensor, dequantize
 from .registry import get_method
 from .rtn import check_finite
-from .storage import ArtifactStats, ArtifactWriter, save
+from .storage import ArtifactStats, ArtifactWriter
 
 Progress = Callable[[int, int, str], None]  # (done, total, label)
 
@@ -27,6 +27,7 @@ class Policy:
     """Which tensors are quantized. Tensors with fewer than two dims (biases, norms) always stay FP16."""
 
     quantize_head: bool = True  # the output head (an MLP's last layer, an LM's lm_head)
+    quantize_embeddings: bool = False  # embedding tables (token, position), kept FP16 by default
     include: str | None = None  # regex: only names that match are quantized
     exclude: str | None = None  # regex: names that match stay FP16
 
@@ -43,12 +44,18 @@ class Policy:
             return False
         if not self.quantize_head and name in model.head:
             return False
+        if not self.quantize_embeddings and name in model.embeddings:
+            return False
         if self.include and not re.search(self.include, name):
             return False
         return not (self.exclude and re.search(self.exclude, name))
 
     def describe(self) -> str:
-        parts = ["tensors with 2+ dims", "head " + ("quantized" if self.quantize_head else "kept FP16")]
+        parts = [
+            "tensors with 2+ dims",
+            "head " + ("quantized" if self.quantize_head else "kept FP16"),
+            "embeddings " + ("quantized" if self.quantize_embeddings else "kept FP16"),
+        ]
         if self.include:
             parts.append(f"include /{self.include}/")
         if self.exclude:
@@ -65,8 +72,10 @@ class RunResult:
 
 def fp16_baseline_bytes(model: Model) -> int:
     """Bytes of the FP16 baseline artifact: same storage code and layout, float16 values for codes."""
-    stats, _ = save(None, model.tensors)
-    return stats.file_bytes
+    with ArtifactWriter(None, count_only=True) as writer:
+        for name in model.tensors:
+            writer.write(name, model.tensors[name])
+    return writer.stats.file_bytes
 
 
 def quantize_model(
@@ -125,6 +134,29 @@ def layer_hessian(model: Model, tensors: dict[str, torch.Tensor], name: str) -> 
     return (2.0 / X.shape[0]) * (X.T @ X)  # (in, in)
 
 
+def _stream(model: Model, m, config, policy: Policy, progress: Progress | None, clock: list[float]):
+    """Yield (name, W, item) in model order; per-tensor methods load, quantize and release one tensor at a time."""
+    if m.quantize_all is not None or m.needs_calibration:
+        quantized, clock[0] = quantize_model(model, m.name, config, policy, progress)
+        for name, item in quantized.items():
+            yield name, model.tensors[name], item
+        return
+    names = list(model.tensors)
+    for i, name in enumerate(names):
+        W = model.tensors[name]
+        item = W
+        if policy.selects(name, W, model):
+            t0 = time.perf_counter()
+            try:
+                item = m.quantize(W, config)
+            except QcoreError as e:
+                raise QcoreError(f"{name}: {e}") from None
+            clock[0] += time.perf_counter() - t0
+        yield name, W, item
+        if progress:
+            progress(i + 1, len(names), name)
+
+
 def run(
     model: Model,
     method: str,
@@ -133,22 +165,32 @@ def run(
     codec: str = "none",
     out: str | Path | None = None,
     progress: Progress | None = None,
+    keep: bool = True,
 ) -> RunResult:
-    """Quantize `model` with `method`, write the artifact (to `out`, or to memory), and measure it."""
+    """Quantize `model` with `method`, write the artifact (to `out`, or to memory), and measure it.
+
+    With keep=False nothing is held beyond the tensor at hand: the artifact goes straight to `out`
+    (or is only counted), so a model larger than memory streams through.
+    """
     m = get_method(method)
     config = m.make_config(**(options or {}))
-    quantized, seconds = quantize_model(model, method, config, policy, progress)
-    with ArtifactWriter(out, codec) as writer:
-        for name, item in quantized.items():
+    clock = [0.0]
+    acc = Measure(model, keep_approx=model.forward is not None or model.task is not None)
+    quantized: dict[str, QuantizedTensor | MixedTensor | torch.Tensor] = {}
+    with ArtifactWriter(out, codec, count_only=not keep and out is None) as writer:
+        for name, W, item in _stream(model, m, config, policy, progress, clock):
             writer.write(name, item)
-    record = measure(model, quantized, writer.stats, fp16_baseline_bytes(model))
+            acc.add(name, W, item)
+            if keep:
+                quantized[name] = item
+    record = acc.record(writer.stats, fp16_baseline_bytes(model))
     record.update(
         method=method,
         config={k: v for k, v in vars(config).items()},
         bits=getattr(config, "bits", None),
         group_size=getattr(config, "group_size", None),
         policy=policy.describe(),
-        quant_seconds=seconds,
+        quant_seconds=clock[0],
         threads=torch.get_num_threads(),
         artifact=str(out) if out else None,
     )
@@ -156,67 +198,88 @@ def run(
     return RunResult(record, quantized, writer.data)
 
 
-def measure(
-    model: Model, quantized: dict[str, QuantizedTensor | torch.Tensor], stats: ArtifactStats, fp16_bytes: int
-) -> dict:
-    """Sizes, weight cosine/SQNR (whole model and per layer) and output cosine, as a record."""
-    total = ErrorSums()
-    layers, approx = [], {}
-    hist = None
-    qparams = 0
-    for name, item in quantized.items():
-        W = model.tensors[name]
+SYNTH_COLUMNS = 32  # inputs x ~ N(0, I) per layer for the synthetic-input output cosine
+
+
+class Measure:
+    """Accumulates the record's metrics one tensor at a time (sizes come from the writer)."""
+
+    def __init__(self, model: Model, keep_approx: bool):
+        self.model = model
+        self.keep_approx = keep_approx
+        self.total, self.synth = ErrorSums(), ErrorSums()
+        self.layers: list[dict] = []
+        self.approx: dict[str, torch.Tensor] = {}
+        self.hist: torch.Tensor | None = None
+        self.qparams = 0
+        self.params = 0
+
+    def add(self, name: str, W: torch.Tensor, item) -> None:
+        self.params += W.numel()
         if not isinstance(item, QuantizedTensor | MixedTensor):
-            approx[name] = item  # kept in FP16 here (a method that trains may have updated it)
-            continue
+            if self.keep_approx:
+                self.approx[name] = item  # kept in FP16 here (a method that trains may have updated it)
+            return
         W_hat = dequantize(item)
-        approx[name] = W_hat
+        if self.keep_approx:
+            self.approx[name] = W_hat
         if isinstance(item, QuantizedTensor):
             h = torch.bincount(item.q.reshape(-1), minlength=2**item.bits).double()
-            hist = h if hist is None else (hist + h if hist.numel() == h.numel() else hist)
+            self.hist = h if self.hist is None else (self.hist + h if self.hist.numel() == h.numel() else self.hist)
         sums = ErrorSums().add(W, W_hat)
-        total += sums
-        qparams += W.numel()
+        self.total += sums
+        self.qparams += W.numel()
         r = range_in_std(W)
         minmax = item.method in ("int2", "rtn") and not item.config.get("sym") and not item.config.get("clip")
-        layers.append(
-            {
-                "name": name,
-                "shape": list(W.shape),
-                "params": W.numel(),
-                "bits": item.bits,
-                "weight_cosine": sums.cosine,
-                "sqnr_db": _finite(sums.sqnr_db),
-                "range_std": r,
-                "predicted_cosine": predicted_cosine(r, item.bits) if minmax else None,
-            }
-        )
-    params = model.params
-    qb = stats.file_bytes
-    payload_bits = 8 * stats.payload_bytes
-    record = {
-        "source": model.name,
-        "params": params,
-        "quantized_params": qparams,
-        "fp16_bytes": fp16_bytes,
-        "quantized_bytes": qb,
-        "compression_ratio": fp16_bytes / qb,
-        "bpw": 8 * qb / params,
-        "payload_bpw": payload_bits / qparams if qparams else None,
-        "weight_cosine": total.cosine if qparams else 1.0,
-        "sqnr_db": _finite(total.sqnr_db) if qparams else None,
-        "output_cosine": output_cosine(model, approx),
-        "task": task_metrics(model, approx),
-        "memory_saving": 1 - qb / fp16_bytes,
-        "saved_bytes": fp16_bytes - qb,
-        "breakdown": stats.as_dict(),
-        "metadata_share": (stats.metadata_bytes + stats.container_bytes) / qb,
-        "code_entropy": code_entropy(hist) if hist is not None else None,
-        "range_std": sum(la["range_std"] * la["params"] for la in layers) / qparams if qparams else None,
-        "layers": layers,
-    }
-    record["quality"] = quality_band(record["weight_cosine"])
-    return record
+        layer = {
+            "name": name,
+            "shape": list(W.shape),
+            "params": W.numel(),
+            "bits": item.bits,
+            "weight_cosine": sums.cosine,
+            "sqnr_db": _finite(sums.sqnr_db),
+            "range_std": r,
+            "predicted_cosine": predicted_cosine(r, item.bits) if minmax else None,
+        }
+        if self.model.forward is None:
+            s = synthetic_output_sums(W, W_hat)
+            self.synth += s
+            layer["synthetic_output_cosine"] = s.cosine
+        self.layers.append(layer)
+
+    def record(self, stats: ArtifactStats, fp16_bytes: int) -> dict:
+        qb, qp = stats.file_bytes, self.qparams
+        rec = {
+            "source": self.model.name,
+            "params": self.params,
+            "quantized_params": qp,
+            "fp16_bytes": fp16_bytes,
+            "quantized_bytes": qb,
+            "compression_ratio": fp16_bytes / qb,
+            "bpw": 8 * qb / self.params,
+            "payload_bpw": 8 * stats.payload_bytes / qp if qp else None,
+            "weight_cosine": self.total.cosine if qp else 1.0,
+            "sqnr_db": _finite(self.total.sqnr_db) if qp else None,
+            "output_cosine": output_cosine(self.model, self.approx),
+            "synthetic_output_cosine": self.synth.cosine if self.model.forward is None and qp else None,
+            "task": task_metrics(self.model, self.approx),
+            "memory_saving": 1 - qb / fp16_bytes,
+            "saved_bytes": fp16_bytes - qb,
+            "breakdown": stats.as_dict(),
+            "metadata_share": (stats.metadata_bytes + stats.container_bytes) / qb,
+            "code_entropy": code_entropy(self.hist) if self.hist is not None else None,
+            "range_std": sum(la["range_std"] * la["params"] for la in self.layers) / qp if qp else None,
+            "layers": self.layers,
+        }
+        rec["quality"] = quality_band(rec["weight_cosine"])
+        return rec
+
+
+def synthetic_output_sums(W: torch.Tensor, W_hat: torch.Tensor) -> ErrorSums:
+    """Sums for cos(W x, W_hat x) with x ~ N(0, I) (seeded by the input width): an output cosine without model code."""
+    W2, H2 = W.reshape(W.shape[0], -1), W_hat.reshape(W.shape[0], -1)  # (out, in)
+    x = torch.randn(W2.shape[1], SYNTH_COLUMNS, generator=torch.Generator().manual_seed(W2.shape[1]))  # (in, k)
+    return ErrorSums().add(W2.float() @ x, H2.float() @ x)  # (out, k) each
 
 
 def code_entropy(hist: torch.Tensor) -> float:

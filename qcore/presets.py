@@ -34,9 +34,13 @@ class Model:
     loss: Callable[[dict[str, torch.Tensor], int], torch.Tensor] | None = None
     head: tuple[str, ...] = field(default=())  # names of output-head weights, for the selection policy
     embeddings: tuple[str, ...] = field(default=())  # names of embedding tables, for the selection policy
+    skipped: tuple[str, ...] = field(default=())  # tensors a reader left out (integer buffers), as "name (dtype)"
 
     @property
     def params(self) -> int:
+        numel = getattr(self.tensors, "numel_of", None)  # lazy tensors know their sizes without loading
+        if numel is not None:
+            return sum(numel(n) for n in self.tensors)
         return sum(t.numel() for t in self.tensors.values())
 
 

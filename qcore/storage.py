@@ -274,14 +274,14 @@ class ArtifactWriter:
     name in the same folder and renamed over `path` on success, so a crash never leaves half a file.
     """
 
-    def __init__(self, path: str | Path | None = None, codec: str = "none"):
+    def __init__(self, path: str | Path | None = None, codec: str = "none", count_only: bool = False):
         if codec not in CODECS:
             raise QcoreError(f"unknown codec '{codec}'; choose one of: {', '.join(CODECS)}")
         self.path = Path(path) if path is not None else None
         self.stats = ArtifactStats(codec=codec)
         self.data: bytes | None = None
         if self.path is None:
-            self._sink = pa.BufferOutputStream()
+            self._sink = _CountingSink() if count_only else pa.BufferOutputStream()
             self._tmp = None
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -324,7 +324,10 @@ class ArtifactWriter:
         """Finish the file, rename it into place, and measure its bytes."""
         self._flush()
         self._writer.close()
-        if self.path is None:
+        if isinstance(self._sink, _CountingSink):
+            self.stats.file_bytes = self._sink.count
+            meta = self._writer.writer.metadata  # the footer just written
+        elif self.path is None:
             self.data = self._sink.getvalue().to_pybytes()
             self.stats.file_bytes = len(self.data)
             meta = pq.read_metadata(io.BytesIO(self.data))
@@ -351,6 +354,24 @@ class ArtifactWriter:
             self.close()
         else:
             self.abort()
+
+
+class _CountingSink(io.RawIOBase):
+    """A write-only sink that keeps no bytes, only their count (sizes of files too big to hold)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        n = memoryview(b).nbytes
+        self.count += n
+        return n
+
+    def tell(self) -> int:
+        return self.count
 
 
 def _codec_gain(meta: pq.FileMetaData) -> int:
