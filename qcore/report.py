@@ -108,8 +108,8 @@ T = {
         "trend_flat": "stays within {d} across sizes",
         "why_cos": "Why min-max accuracy falls with size: each row's min-max range, in units of its own standard "
         "deviation, widens as rows get longer (the largest of n Gaussian samples grows like sqrt(2 ln n)), "
-        "so the step between the 2**bits levels grows relative to the typical weight. A uniform-noise model, "
-        "cosine = 1 / sqrt(1 + (range/std / (2**bits - 1))^2 / 12), predicts the measured values:",
+        "so the step between the 2^bits levels grows relative to the typical weight. A uniform-noise model, "
+        "cosine = 1 / sqrt(1 + (range/std / (2^bits - 1))^2 / 12), predicts the measured values:",
         "why_cols": ["Model", "Row length (mean)", "Range / std", "Method", "Predicted cosine", "Measured cosine"],
         "f_time": "3. Quantization time",
         "time_line": "- **{method}**: {series}. Params grow {pg}x from the smallest to the largest model and time {tg}x; "
@@ -158,8 +158,8 @@ T = {
         "trend_up": "从最小到最大模型上升 {d}",
         "trend_flat": "各尺寸间变化不超过 {d}",
         "why_cos": "min-max 精度随尺寸下降的原因：每行的 min-max 范围（以该行标准差为单位）随行长增加而变宽"
-        "（n 个高斯样本的最大值约按 sqrt(2 ln n) 增长），于是 2**bits 个量化级之间的步长相对典型权重变大。"
-        "均匀噪声模型 cosine = 1 / sqrt(1 + (range/std / (2**bits - 1))^2 / 12) 给出的预测与实测一致：",
+        "（n 个高斯样本的最大值约按 sqrt(2 ln n) 增长），于是 2^bits 个量化级之间的步长相对典型权重变大。"
+        "均匀噪声模型 cosine = 1 / sqrt(1 + (range/std / (2^bits - 1))^2 / 12) 给出的预测与实测一致：",
         "why_cols": ["模型", "平均行长", "范围 / 标准差", "方法", "预测余弦", "实测余弦"],
         "f_time": "3. 量化耗时",
         "time_line": "- **{method}**：{series}。参数量从最小到最大模型增长 {pg} 倍，耗时增长 {tg} 倍；"
