@@ -14,7 +14,7 @@ import torch
 from .errors import QcoreError
 from .metrics import ErrorSums, cosine, predicted_cosine, quality_band, range_in_std
 from .presets import Model
-from .quant import MixedTensor, QuantizedTensor, dequantize
+from .quant import MixedTensor, QuantizedTensor, dequantize, slice_rows
 from .registry import get_method
 from .rtn import check_finite
 from .storage import ArtifactStats, ArtifactWriter
@@ -183,6 +183,9 @@ def run(
             acc.add(name, W, item)
             if keep:
                 quantized[name] = item
+            else:
+                del W, item
+                release_memory()
     record = acc.record(writer.stats, fp16_baseline_bytes(model))
     record.update(
         method=method,
@@ -220,13 +223,18 @@ class Measure:
             if self.keep_approx:
                 self.approx[name] = item  # kept in FP16 here (a method that trains may have updated it)
             return
-        W_hat = dequantize(item)
+        if self.keep_approx or not isinstance(item, QuantizedTensor):
+            W_hat = dequantize(item)
+        else:  # streaming: a block of rows at a time, never a second full-size tensor
+            W_hat = None
         if self.keep_approx:
             self.approx[name] = W_hat
         if isinstance(item, QuantizedTensor):
             h = torch.bincount(item.q.reshape(-1), minlength=2**item.bits).double()
             self.hist = h if self.hist is None else (self.hist + h if self.hist.numel() == h.numel() else self.hist)
-        sums = ErrorSums().add(W, W_hat)
+        sums = ErrorSums()
+        for W_rows, W_hat_rows in _row_blocks(W, item, W_hat):
+            sums.add(W_rows, W_hat_rows)
         self.total += sums
         self.qparams += W.numel()
         r = range_in_std(W)
@@ -242,7 +250,9 @@ class Measure:
             "predicted_cosine": predicted_cosine(r, item.bits) if minmax else None,
         }
         if self.model.forward is None:
-            s = synthetic_output_sums(W, W_hat)
+            s = ErrorSums()
+            for W_rows, W_hat_rows in _row_blocks(W, item, W_hat):
+                s += synthetic_output_sums(W_rows, W_hat_rows)
             self.synth += s
             layer["synthetic_output_cosine"] = s.cosine
         self.layers.append(layer)
@@ -273,6 +283,32 @@ class Measure:
         }
         rec["quality"] = quality_band(rec["weight_cosine"])
         return rec
+
+
+ROW_BLOCK = 1 << 22  # weights per block when a quantized tensor is measured without a full W_hat
+
+
+def _row_blocks(W: torch.Tensor, item, W_hat: torch.Tensor | None):
+    """(W rows, W_hat rows) as (rows, in) pairs in fixed blocks, so held and streamed runs sum identically.
+
+    When W_hat is None each block is dequantized on its own: no second full-size tensor is held.
+    """
+    W2 = W.reshape(W.shape[0], -1)  # (out, in)
+    H2 = W_hat.reshape(W2.shape) if W_hat is not None else None  # (out, in)
+    rows = max(1, ROW_BLOCK // max(W2.shape[1], 1))
+    for r in range(0, W2.shape[0], rows):
+        block = H2[r : r + rows] if H2 is not None else dequantize(slice_rows(item, r, r + rows))
+        yield W2[r : r + rows], block.reshape(-1, W2.shape[1])
+
+
+def release_memory() -> None:
+    """Return freed heap pages to the OS between tensors of a streamed model (glibc only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def synthetic_output_sums(W: torch.Tensor, W_hat: torch.Tensor) -> ErrorSums:

@@ -12,7 +12,7 @@ convention says so in its docstring (a code book replaces `q - zero` with `codeb
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -137,6 +137,13 @@ def quantize_affine(Wg: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, b
     return q.reshape(Wg.shape)
 
 
+def slice_rows(qt: QuantizedTensor, r0: int, r1: int) -> QuantizedTensor:
+    """Rows [r0, r1) of a quantized tensor, as a (r1 - r0, in) quantized tensor."""
+    q = qt.q[r0:r1]
+    zero = qt.zero if qt.zero.numel() == 1 else qt.zero[r0:r1]
+    return replace(qt, q=q, scale=qt.scale[r0:r1], zero=zero, shape=tuple(q.shape), scale_q=None)
+
+
 @dataclass(frozen=True, eq=False)
 class MixedTensor:
     """Rows quantized at different widths: row r uses row_bits[r] bits.
@@ -175,7 +182,7 @@ def dequantize(qt: QuantizedTensor | MixedTensor) -> torch.Tensor:
     qg = to_groups(qt.q, qt.group_size)  # (out, G, g) uint8
     scale = qt.scale.float().unsqueeze(-1)  # (out, G, 1)
     if qt.codebook is not None:
-        W_hat = qt.codebook.float()[qg.long()] * scale  # (out, G, g)
+        W_hat = qt.codebook.float()[qg.long()].mul_(scale)  # (out, G, g)
     else:
-        W_hat = (qg.float() - qt.zero.float().unsqueeze(-1)) * scale  # (out, G, g)
+        W_hat = qg.float().sub_(qt.zero.float().unsqueeze(-1)).mul_(scale)  # (out, G, g), one buffer
     return W_hat.reshape(out, -1)[:, :n].reshape(qt.shape)

@@ -36,6 +36,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,8 @@ from .quant import MixedTensor, QuantizedTensor, dequantize
 
 FORMAT_VERSION = "1"
 CODECS = ("none", "zstd")
-CHUNK_BYTES = 64 << 20  # at most this many code bytes per row, so huge tensors stream in pieces
-ROW_GROUP_BYTES = 64 << 20  # buffered bytes that trigger a row-group flush
+CHUNK_BYTES = 16 << 20  # at most this many code bytes per row, so huge tensors stream in pieces
+ROW_GROUP_BYTES = 32 << 20  # buffered bytes that trigger a row-group flush
 
 SCHEMA = pa.schema(
     [
@@ -119,8 +120,8 @@ class ArtifactStats:
         }
 
 
-def encode_rows(name: str, item: QuantizedTensor | MixedTensor | torch.Tensor) -> list[dict]:
-    """One tensor as artifact rows (chunks of output rows). A plain tensor is stored as float16."""
+def encode_rows(name: str, item: QuantizedTensor | MixedTensor | torch.Tensor) -> Iterator[dict]:
+    """One tensor as artifact rows (chunks of output rows), lazily. A plain tensor is stored as float16."""
     if isinstance(item, MixedTensor):
         return _encode_mixed(name, item)
     if isinstance(item, QuantizedTensor):
@@ -128,35 +129,32 @@ def encode_rows(name: str, item: QuantizedTensor | MixedTensor | torch.Tensor) -
     return _encode_fp16(name, item)
 
 
-def _encode_mixed(name: str, mt: MixedTensor) -> list[dict]:
+def _encode_mixed(name: str, mt: MixedTensor) -> Iterator[dict]:
     head = {
         "name": name, "encoding": "rowmix", "method": mt.method, "config": json.dumps(mt.config, sort_keys=True),
         "shape": list(mt.shape), "dtype": "float32", "bits": 0, "group_size": 0, "row_start": 0,
         "rows": mt.row_bits.shape[0], "codes": _raw(mt.row_bits.to(torch.uint8)), "scale": None,
         "scale_dtype": None, "zero": None, "zero_dtype": None, "zero_shared": False, "codebook": None,
     }  # fmt: skip
-    rows = [head]
+    yield head
     for b, part in sorted(mt.parts.items()):
-        rows += _encode_quantized(f"{name}{PART}{b}", part)
-    return rows
+        yield from _encode_quantized(f"{name}{PART}{b}", part)
 
 
-def _encode_fp16(name: str, W: torch.Tensor) -> list[dict]:
-    W16 = W.detach().to(torch.float16)
-    flat = W16.flatten(1) if W16.dim() >= 2 else W16.reshape(1, -1)  # (rows, cols)
+def _encode_fp16(name: str, W: torch.Tensor) -> Iterator[dict]:
+    flat = W.detach().flatten(1) if W.dim() >= 2 else W.detach().reshape(1, -1)  # (rows, cols)
     per = max(1, CHUNK_BYTES // max(2 * flat.shape[1], 1))
     common = {
         "name": name, "encoding": "fp16", "method": "fp16", "config": "{}", "shape": list(W.shape),
         "dtype": _dtype_name(W), "bits": 16, "group_size": 0, "scale": None, "scale_dtype": None,
         "zero": None, "zero_dtype": None, "zero_shared": False, "codebook": None,
     }  # fmt: skip
-    return [
-        {**common, "row_start": r0, "rows": len(part), "codes": _raw(part)}
-        for r0, part in ((r0, flat[r0 : r0 + per]) for r0 in range(0, max(flat.shape[0], 1), per))
-    ]
+    for r0 in range(0, max(flat.shape[0], 1), per):
+        part = flat[r0 : r0 + per].to(torch.float16)  # one chunk converted at a time
+        yield {**common, "row_start": r0, "rows": len(part), "codes": _raw(part)}
 
 
-def _encode_quantized(name: str, qt: QuantizedTensor) -> list[dict]:
+def _encode_quantized(name: str, qt: QuantizedTensor) -> Iterator[dict]:
     nested = qt.scale_q is not None
     out, n = qt.q.shape
     per = max(1, CHUNK_BYTES * 8 // max(qt.bits * n, 1))
@@ -168,26 +166,22 @@ def _encode_quantized(name: str, qt: QuantizedTensor) -> list[dict]:
         "zero_dtype": _dtype_name(qt.zero), "zero_shared": shared,
         "codebook": None if qt.codebook is None else _raw(qt.codebook.float()),
     }  # fmt: skip
-    rows = []
     for r0 in range(0, out, per):
-        rows.append(
-            {
-                **common,
-                "row_start": r0,
-                "rows": min(per, out - r0),
-                "codes": pack_codes(qt.q[r0 : r0 + per].numpy(), qt.bits),
-                "scale": None if nested else _raw(qt.scale[r0 : r0 + per]),
-                "zero": _raw(qt.zero.reshape(-1)[:1] if shared else qt.zero[r0 : r0 + per]),
-            }
-        )
+        yield {
+            **common,
+            "row_start": r0,
+            "rows": min(per, out - r0),
+            "codes": pack_codes(qt.q[r0 : r0 + per].numpy(), qt.bits),
+            "scale": None if nested else _raw(qt.scale[r0 : r0 + per]),
+            "zero": _raw(qt.zero.reshape(-1)[:1] if shared else qt.zero[r0 : r0 + per]),
+        }
     if nested:
-        rows += _encode_quantized(name + NESTED_SCALE, qt.scale_q)
-    return rows
+        yield from _encode_quantized(name + NESTED_SCALE, qt.scale_q)
 
 
 def to_table(entries: dict[str, QuantizedTensor | torch.Tensor]) -> pa.Table:
     """Pure: tensors and quantized tensors -> an Arrow table in the artifact layout."""
-    rows = [row for name, item in entries.items() for row in encode_rows(name, item)]
+    rows = [row for name, item in entries.items() for row in encode_rows(name, item)]  # noqa: C416
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
@@ -311,14 +305,16 @@ class ArtifactWriter:
                 self.stats.metadata_bytes += meta
             self._pending.append(row)
             self._pending_bytes += codes + meta
-        if self._pending_bytes >= ROW_GROUP_BYTES:
-            self._flush()
+            if self._pending_bytes >= ROW_GROUP_BYTES:
+                self._flush()
 
     def _flush(self) -> None:
         if self._pending:
             table = pa.Table.from_pylist(self._pending, schema=SCHEMA)
             self._writer.write_table(table, row_group_size=len(self._pending))
             self._pending, self._pending_bytes = [], 0
+            del table
+            pa.default_memory_pool().release_unused()  # hand freed buffers back: big models stream
 
     def close(self) -> ArtifactStats:
         """Finish the file, rename it into place, and measure its bytes."""
