@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint bench report clean
+.PHONY: run test lint bench bench-stream report clean
 
 # The venv is rebuilt when it is missing or older than the requirements it was built from.
 $(BIN)/.installed: requirements.txt
@@ -32,6 +32,9 @@ lint: $(BIN)/.installed-test
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
+
+bench-stream: $(BIN)/.installed
+	$(BIN)/python -m bench.bench_stream
 
 report: $(BIN)/.installed
 	$(BIN)/python -m qcore report --out artifacts/report
