@@ -9,6 +9,7 @@ import torch
 from qcore import get_method, load_preset, run
 
 from .baseline import baseline_rtn
+from .bench_gptq import bench_gptq
 
 CASES = (("rtn int4 g128", "rtn", {"bits": 4, "group_size": 128}), ("int8", "int8", {}))
 SHAPES = ((4096, 4096), (8192, 8192))
@@ -66,3 +67,5 @@ def bench_large_run() -> None:
 if __name__ == "__main__":
     bench_rtn()
     bench_large_run()
+    print()
+    bench_gptq()

@@ -268,6 +268,8 @@ class Measure:
             "compression_ratio": fp16_bytes / qb,
             "bpw": 8 * qb / self.params,
             "payload_bpw": 8 * stats.payload_bytes / qp if qp else None,
+            # codes plus scales, zeros and code books, per quantized weight (no FP16 tensors, no container)
+            "payload_meta_bpw": 8 * (stats.payload_bytes + stats.metadata_bytes) / qp if qp else None,
             "weight_cosine": self.total.cosine if qp else 1.0,
             "sqnr_db": _finite(self.total.sqnr_db) if qp else None,
             "output_cosine": output_cosine(self.model, self.approx),

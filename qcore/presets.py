@@ -13,7 +13,7 @@ from .errors import QcoreError
 # d for each preset; layer widths are d/4 -> d/2 -> d -> 2d, biases included.
 PRESETS = {"small": 64, "medium": 256, "large": 1024}
 EVAL_ROWS = 64  # rows of the fixed evaluation batch
-CALIB_ROWS = 512  # rows of N(0, I) calibration inputs (a separate seed from the evaluation batch)
+CALIB_ROWS = 2048  # rows of N(0, I) calibration inputs: 2x the widest layer input, so H has full rank
 
 
 @dataclass(frozen=True, eq=False)

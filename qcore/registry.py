@@ -11,7 +11,10 @@ from typing import Any
 import torch
 
 from .errors import QcoreError
+from .gptq import GPTQConfig, quantize_gptq
+from .hqq import HQQConfig, quantize_hqq
 from .mixed import MixedConfig, quantize_mixed, quantize_mixed_model
+from .nf4 import NF4Config, quantize_nf4
 from .qat import qat_seq
 from .quant import QuantizedTensor
 from .rtn import RTNConfig, quantize_rtn
@@ -131,5 +134,36 @@ register(
         quantize_mixed,
         MixedConfig,
         quantize_all=quantize_mixed_model,
+    )
+)
+register(
+    Method(
+        "gptq",
+        "GPTQ (Frantar et al. 2022): column-by-column rounding with Hessian-weighted error feedback; needs calibration data",
+        quantize_gptq,
+        GPTQConfig,
+        (("bits", 4), ("group_size", 128), ("sym", False), ("act_order", True), ("damp", 0.01), ("block_size", 128)),
+        needs_calibration=True,
+    )
+)
+register(
+    Method(
+        "hqq",
+        "half-quadratic quantization (Badri & Shaji 2023): optimises each group's zero for an lp-norm error; no calibration",
+        quantize_hqq,
+        HQQConfig,
+        (("bits", 4), ("group_size", 64), ("iters", 20), ("lp_norm", 0.7), ("beta", 10.0), ("kappa", 1.01),
+         ("optimize_scale", False)),
+    )
+)  # fmt: skip
+register(
+    Method(
+        "nf4",
+        "NormalFloat-4 (QLoRA, Dettmers et al. 2023): 16-value normal code book, absmax per block of 64, "
+        "optional double quantization",
+        quantize_nf4,
+        NF4Config,
+        (("group_size", 64), ("double_quant", False), ("bits", 4)),
+        frozenset({"bits"}),
     )
 )
