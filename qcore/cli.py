@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("run", help="quantize one model with one method")
     src = q.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", help=f"one of {', '.join(PRESETS)}")
+    src.add_argument("--preset", help=f"one of {', '.join(PRESETS)}, or a trained model (see `presets`)")
     src.add_argument(
         "--weights", help="a weight file: .safetensors (or a shard folder / index), .pt, .pth, .bin, .npz, .parquet"
     )
@@ -130,10 +130,10 @@ def _options(args) -> dict:
 
 def cmd_run(args) -> int:
     from .pipeline import Policy, run
-    from .presets import load_preset
+    from .presets import load_model
     from .readers import read_weights
 
-    model = load_preset(args.preset) if args.preset else read_weights(args.weights)
+    model = load_model(args.preset) if args.preset else read_weights(args.weights)
     if args.out and not args.out.endswith(".parquet"):
         raise QcoreError(f"--out must name a .parquet file, got '{args.out}'")
     policy = Policy(not args.keep_head, args.quantize_embeddings, args.include, args.exclude)
@@ -160,14 +160,14 @@ def summary_line(rec: dict) -> str:
 
 
 def cmd_report(args) -> int:
-    from .presets import PRESETS
+    from .presets import model_names
     from .registry import get_method
     from .report import scaling_rows, write_report
 
     presets, methods = _csv(args.presets), _csv(args.methods)
     for name in presets:
-        if name not in PRESETS:
-            raise QcoreError(f"unknown preset '{name}'; choose from {', '.join(PRESETS)}")
+        if name not in model_names():
+            raise QcoreError(f"unknown preset '{name}'; choose from {', '.join(model_names())}")
     for name in methods:
         get_method(name)
     if not presets or not methods:
@@ -275,12 +275,18 @@ def cmd_methods(args) -> int:
 
 
 def cmd_presets(args) -> int:
+    import math
+
     from .presets import PRESETS, load_preset
+    from .trained import CONFIGS, TRAINED, expected_shapes
 
     doc = []
     for name in PRESETS:
         m = load_preset(name)
-        doc.append({"name": name, "params": m.params, "description": m.description})
+        doc.append({"name": name, "params": m.params, "description": m.description, "trained": False})
+    for name, desc in TRAINED.items():  # sizes from the config: listing never loads or trains
+        params = sum(math.prod(s) for s in expected_shapes(CONFIGS[name]).values())
+        doc.append({"name": name, "params": params, "description": desc, "trained": True})
     if args.json:
         emit({"presets": doc})
     else:

@@ -76,3 +76,21 @@ def load_preset(name: str, seed: int = 0) -> Model:
     calib = torch.randn(CALIB_ROWS, widths[0], generator=torch.Generator().manual_seed(seed + 2))  # (N, d/4)
     desc = f"MLP {' -> '.join(map(str, widths))} with biases, seeded Gaussian weights (std 1/sqrt(fan_in))"
     return Model(name, tensors, desc, mlp_forward, x, calib, head=(f"fc{len(widths) - 1}.weight",))
+
+
+def model_names() -> list[str]:
+    """Every built-in model: the synthesized presets, then the models trained on real data."""
+    from .trained import TRAINED
+
+    return [*PRESETS, *TRAINED]
+
+
+def load_model(name: str, seed: int = 0) -> Model:
+    """A preset (synthesized from `seed`) or a trained model (from its committed checkpoint)."""
+    if name in PRESETS:
+        return load_preset(name, seed)
+    from .trained import TRAINED, load_trained
+
+    if name in TRAINED:
+        return load_trained(name)[0]
+    raise QcoreError(f"unknown preset '{name}'; choose one of: {', '.join(model_names())}")

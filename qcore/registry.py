@@ -142,7 +142,7 @@ register(
         "GPTQ (Frantar et al. 2022): column-by-column rounding with Hessian-weighted error feedback; needs calibration data",
         quantize_gptq,
         GPTQConfig,
-        (("bits", 4), ("group_size", 128), ("sym", False), ("act_order", True), ("damp", 0.01), ("block_size", 128)),
+        (("bits", 4), ("group_size", 128), ("sym", False), ("act_order", True), ("damp", 0.1), ("block_size", 128)),
         needs_calibration=True,
     )
 )

@@ -17,7 +17,7 @@ import torch
 
 from .metrics import quality_band
 from .pipeline import Progress, run
-from .presets import PRESETS, load_preset
+from .presets import PRESETS, load_model
 from .reference import REFERENCE_DATE, reference_row
 from .storage import save
 
@@ -41,7 +41,7 @@ def scaling_rows(
     rows = []
     total = len(presets) * len(methods)
     for i, preset in enumerate(presets):
-        model = load_preset(preset)
+        model = load_model(preset)
         for j, method in enumerate(methods):
             art = Path(out_dir) / "artifacts" / f"{preset}-{method}.parquet" if out_dir else None
             res = run(model, method, options if method not in ("int8", "int2") else None, out=art)
@@ -129,6 +129,11 @@ T = {
         "norms and heads that real models keep; the Extrapolate view follows real architectures.",
         "naive_cols": ["Method", "bpw", "1B params", "7B params"],
         "conc": "Conclusions and recommendations",
+        "task_title": "Task metrics on held-out data",
+        "task_note": "Models trained on real data, measured on their held-out split: accuracy for the classifiers; "
+        "perplexity, KL divergence to the FP32 model (nats per token) and same-top-token rate for the language model. "
+        "'ref' columns are the unquantized model.",
+        "task_cols": ["Model", "Method", "bpw", "Weight cosine", "Output cosine"],
         "rec_acc": "- Accuracy first: **{method}** keeps weight cosine {cos} ({band}) on {model} at {ratio} compression.",
         "rec_mem": "- Memory first: **{method}** gives {ratio} ({saving} saved) on {model}, with cosine {cos} ({band}).",
         "rec_bal": "- Balanced: **{method}** is the smallest file on {model} that still rates at least 'acceptable' "
@@ -178,6 +183,10 @@ T = {
         "归一化层和输出头；外推页面按真实架构计算。",
         "naive_cols": ["方法", "bpw", "1B 参数", "7B 参数"],
         "conc": "结论与建议",
+        "task_title": "留出集上的任务指标",
+        "task_note": "在真实数据上训练的模型，于其留出集上测量：分类器为准确率；语言模型为困惑度、相对 FP32 模型的 KL 散度（每 token nats）"
+        "与最高概率 token 一致率。“ref” 列为未量化模型。",
+        "task_cols": ["模型", "方法", "bpw", "权重余弦", "输出余弦"],
         "rec_acc": "- 精度优先：**{method}** 在 {model} 上权重余弦为 {cos}（{band}），压缩比 {ratio}。",
         "rec_mem": "- 内存优先：**{method}** 在 {model} 上压缩比 {ratio}（节省 {saving}），余弦 {cos}（{band}）。",
         "rec_bal": "- 平衡：**{method}** 是 {model} 上至少达到“可接受”等级的最小文件（余弦 {cos}，{ratio}）。",
@@ -318,6 +327,16 @@ def render_markdown(rows: list[dict], lang: str = "en") -> str:
             ],
         )
     )
+    tasks = [r for r in rows if r.get("task")]
+    if tasks:
+        keys = list(dict.fromkeys(k for r in tasks for k in r["task"]))
+        out += ["", f"## {t['task_title']}", "", t["task_note"], ""]
+        body = [
+            [r["source"], r["method"], f"{r['bpw']:.3f}", fmt_cos(r["weight_cosine"]), fmt_cos(r["output_cosine"])]
+            + [_fmt_metric(r["task"].get(k)) for k in keys]
+            for r in sorted(tasks, key=lambda r: (r["params"], r["source"], r["bpw"]))
+        ]
+        out.append(_table(t["task_cols"] + keys, body))
     out += ["", f"## {t['conc']}", ""]
     out += _recommendations(big, largest, t, band)
     return "\n".join(out) + "\n"
@@ -350,6 +369,12 @@ def trend_lines(rows: list[dict], lang: str = "en") -> dict[str, list[str]]:
             )
         )  # fmt: skip
     return lines
+
+
+def _fmt_metric(x) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.4f}" if isinstance(x, float) else str(x)
 
 
 def _predicted_model_cosine(r: dict) -> float:
