@@ -1,72 +1,95 @@
-"""Quantize (home): one preset, one method, live; then the figures, the layers, the levels and the bytes."""
+"""Quantize (home): one model (a preset or your own weights), one method, live; then the figures, the layers,
+the levels, the bytes, and how sensitive each layer is to the bit width."""
 
 import streamlit as st
 
-from ui import cache, figures, tables, views
+from ui import cache, figures, models, tables, views
 from ui.i18n import t
 from ui.sidebar import method_summary, selection
 
 sel = selection()
 st.title(t("q_title"))
 st.caption(t("q_intro"))
+if sel.ref is None:
+    st.info(t("q_no_model"), icon=":material/upload_file:")
+    st.stop()
+model = views.guarded(models.model_for, sel.ref, _hint="hint_upload")
 
+st.subheader(t("q_model", name=model.name))
+c1, c2, c3 = st.columns([1, 1.2, 1.2], vertical_alignment="bottom")
+defaults = models.POLICY_DEFAULTS
+c1.toggle(t("pol_head"), defaults["pol_head"], key="pol_head", help=t("pol_head_help"), persist_state="session")
+c1.toggle(t("pol_emb"), defaults["pol_emb"], key="pol_emb", help=t("pol_emb_help"), persist_state="session")
+c2.text_input(
+    t("pol_include"),
+    key="pol_include",
+    placeholder=t("pol_include_ph"),
+    help=t("pol_regex_help"),
+    persist_state="session",
+)
+c3.text_input(
+    t("pol_exclude"),
+    key="pol_exclude",
+    placeholder=t("pol_exclude_ph"),
+    help=t("pol_regex_help"),
+    persist_state="session",
+)
+policy = models.policy_key()
+views.model_summary(model, sel.ref, policy)
+
+st.subheader(t("q_method"))
 left, right = st.columns([3, 1], vertical_alignment="bottom")
-left.markdown(t("q_choice", preset=sel.preset, method=sel.method, options=tables.options_text(sel.options)))
+left.markdown(t("q_choice", preset=sel.model_label, method=sel.method, options=tables.options_text(sel.options)))
 left.caption(method_summary(sel.method))
 codec = right.segmented_control(
     t("q_codec"), ["none", "zstd"], default="none", required=True, key="q_codec", help=t("q_codec_help"),
     persist_state="session",
 )  # fmt: skip
-clicked = st.button(t("q_run"), key="q_run", type="primary", icon=":material/play_arrow:", disabled=not sel.valid)
-last = views.remember_run("q_last", clicked, (sel.preset, sel.method, sel.options, codec))
-if last is None:
-    st.info(t("q_start"), icon=":material/info:")
-    st.stop()
-if last != (sel.preset, sel.method, sel.options, codec):
-    st.info(t("q_stale"), icon=":material/sync_problem:")
-
-preset, method, options, codec = last
-label = t("q_progress", preset=preset, method=method)
-res = views.guarded(cache.with_progress, cache.quantize, label, preset, method, options, codec)
-rec = res.record
-
-st.subheader(t("q_results", preset=preset, method=method, options=tables.options_text(options)))
-views.kpi_cards(rec)
-st.caption(t("q_policy", policy=rec["policy"], codec=codec))
-
-st.subheader(t("q_layers"))
-views.table(tables.layers_frame(rec), key="q_layers_table")
-st.caption(t("q_layers_caption"))
-st.plotly_chart(figures.layer_cosines(rec), key="q_layers_chart")
-
-st.subheader(t("q_hist"))
-st.caption(t("q_hist_caption"))
-names = [la["name"] for la in rec["layers"]]
-if names:
-    c1, c2, c3 = st.columns(3)
-    name = c1.selectbox(t("q_layer"), names, index=len(names) - 1, key="q_layer", persist_state="session")
-    rows, groups = tables.layer_shape(res, name)
-    for key, n in (("q_row", rows), ("q_group", groups)):  # keep a remembered index inside this layer
-        if st.session_state.get(key, 0) >= n:
-            st.session_state[key] = 0
-    row = c2.number_input(t("q_row", n=rows - 1), 0, rows - 1, key="q_row", persist_state="session")
-    group = c3.number_input(
-        t("q_group", n=groups), 0, groups - 1, key="q_group", disabled=groups == 1, persist_state="session"
+blocked = views.needs_calibration(sel.method, model)
+now = (sel.ref, sel.method, sel.options, codec, policy)
+clicked = st.button(
+    t("q_run"), key="q_run", type="primary", icon=":material/play_arrow:", disabled=not sel.valid or blocked
+)
+last = views.remember_run("q_last", clicked, now)
+if last is None or not models.available(last[0]):
+    st.info(t("q_start", model=sel.model_label, method=sel.method), icon=":material/info:")
+else:
+    if last != now:
+        st.info(t("q_stale"), icon=":material/sync_problem:")
+    ref, method, options, codec, policy_run = last
+    run_model = models.model_for(ref)
+    label = t("q_progress", preset=models.label(ref), method=method)
+    res = views.guarded(
+        cache.with_progress, cache.quantize, label, ref, method, options, codec, policy_run, _model=run_model
     )
-    view = views.guarded(tables.layer_view, res, preset, name, int(row), int(group))
-    st.plotly_chart(figures.histogram(view), key="q_hist_chart")
-    st.markdown(t("q_hist_note", used=view["used"], n=len(view["levels"]), edge=tables.fmt_pct(view["edge_share"])))
+    views.results(res, run_model, ref, method, options, codec, policy_run)
 
-st.subheader(t("q_size"))
-st.plotly_chart(figures.breakdown(rec), key="q_breakdown_chart")
-b = rec["breakdown"]
-st.caption(
-    t("q_size_caption", payload=tables.fmt_bytes(b["payload_bytes"]), meta=tables.fmt_bytes(b["metadata_bytes"]),
-      fp16=tables.fmt_bytes(b["passthrough_bytes"]), container=tables.fmt_bytes(b["container_bytes"]),
-      gain=tables.fmt_bytes(b["codec_gain_bytes"]), share=tables.fmt_pct(rec["metadata_share"]))
+st.subheader(t("q_sens"))
+st.caption(t("q_sens_intro", bits=", ".join(map(str, cache.SENSITIVITY_BITS))))
+c1, c2, c3 = st.columns([1, 1, 1], vertical_alignment="bottom")
+group = c1.selectbox(
+    t("q_sens_group"), [0, 32, 64, 128], index=3, key="q_sens_group", persist_state="session",
+    format_func={g: t("c_group_fmt", g=g) if g else t("per_channel") for g in (0, 32, 64, 128)}.get,
 )  # fmt: skip
-
-st.subheader(t("q_downloads"))
-views.downloads(res, preset, method)
-st.caption(t("q_cli"))
-st.code(views.cli_command(preset, method, options, codec), language="bash")
+metric = c2.segmented_control(
+    t("q_sens_metric"), ["sqnr_db", "weight_cosine"], default="sqnr_db", required=True, key="q_sens_metric",
+    format_func={"sqnr_db": "SQNR (dB)", "weight_cosine": t("y_weight_cosine")}.get, persist_state="session",
+)  # fmt: skip
+sens_now = (sel.ref, group, policy)
+clicked = c3.button(t("q_sens_run"), key="q_sens_run", icon=":material/grid_on:")
+sens = views.remember_run("q_sens_last", clicked, sens_now)
+if sens is None or not models.available(sens[0]):
+    st.info(t("q_sens_start"), icon=":material/info:")
+    st.stop()
+if sens != sens_now:
+    st.info(t("q_sens_stale"), icon=":material/sync_problem:")
+ref, group, policy_run = sens
+label = t("q_sens_progress", preset=models.label(ref))
+rows = views.guarded(
+    cache.with_progress, cache.sensitivity, label, ref, group, policy_run, _model=models.model_for(ref)
+)
+if not rows:
+    st.info(t("q_sens_empty"), icon=":material/info:")
+    st.stop()
+st.plotly_chart(figures.sensitivity(rows, metric), key="q_sens_chart")
+st.caption(t("q_sens_caption", group=t("c_group_fmt", g=group) if group else t("per_channel")))

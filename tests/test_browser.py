@@ -1,10 +1,12 @@
-"""End to end in a real Chromium: serve the app, visit every page, run a quantization, find the charts.
+"""End to end in a real Chromium: serve the app, visit every page, run a quantization, find the charts,
+upload weights (two browser sessions at once, each seeing only its own).
 
 Screenshots land in artifacts/screenshots/ (gitignored) for a person to look at.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.browser
 
@@ -69,20 +72,32 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     if not CHROMIUM.exists():
         pytest.skip("Chromium is not installed (make test installs Debian's 'chromium')")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            pg = browser.new_page(viewport={"width": 1440, "height": 3200})
-            pg.set_default_timeout(TIMEOUT_MS)
-            pg.goto(server)
-            yield pg
+            yield b
         finally:
-            browser.close()
+            b.close()
+
+
+def new_page(browser, url: str):
+    """A page in a context of its own: a separate browser session (cookies, websocket, Streamlit session)."""
+    pg = browser.new_context(viewport={"width": 1440, "height": 3200}).new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(url)
+    return pg
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    pg = new_page(browser, server)
+    yield pg
+    pg.context.close()
 
 
 def shot(page, name: str) -> None:
@@ -97,7 +112,7 @@ def no_errors(page) -> None:
 
 def open_page(page, title: str, heading: str) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-    page.get_by_role("heading", name=heading).wait_for()
+    page.get_by_role("heading", name=heading, exact=True).wait_for()
 
 
 def test_quantize_runs_and_draws(page):
@@ -133,12 +148,100 @@ def test_compare_page(page):
 
 
 def test_extrapolate_page(page):
-    open_page(page, "Extrapolate", "Extrapolate to larger models")
-    page.get_by_role("button", name="Measure and extrapolate").click()
-    page.locator(".js-plotly-plot").first.wait_for()
-    page.locator('[data-testid="stDataFrame"]').wait_for()
+    open_page(page, "Extrapolate", "Extrapolate to real architectures")
+    page.get_by_role("button", name="Extrapolate", exact=True).click()
+    page.locator(".js-plotly-plot").nth(1).wait_for()
+    page.get_by_text("so the real ratio is 2.82x, not 7.8x").wait_for()  # Qwen3-0.6B int2 with FP16 embeddings
+    assert page.locator('[data-testid="stDataFrame"]').count() == 3  # sizes, memory, the reference report
     no_errors(page)
     shot(page, "05-extrapolate")
+    page.set_viewport_size({"width": 1440, "height": 4800})  # the app scrolls inside its own container
+    page.get_by_role("heading", name="Beside the reference report's predictions").wait_for()
+    shot(page, "05b-extrapolate-all")
+    page.set_viewport_size({"width": 1440, "height": 3200})
+
+
+def checkpoint(folder: Path, prefix: str, width: int, seed: int) -> Path:
+    """A small safetensors checkpoint whose tensor names and sizes tell the two sessions apart."""
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(seed)
+    tensors = {
+        f"{prefix}.embed_tokens.weight": torch.randn(64, width, generator=g) * 0.02,
+        f"{prefix}.mlp.up_proj.weight": torch.randn(2 * width, width, generator=g) * 0.02,
+        f"{prefix}.norm.weight": torch.ones(width),
+        "lm_head.weight": torch.randn(64, width, generator=g) * 0.02,
+    }
+    path = folder / f"{prefix}.safetensors"
+    save_file(tensors, path)
+    return path
+
+
+def cli_cosine(path: Path) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "qcore", "run", "--weights", str(path), "--method", "int2", "--json"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return f"{json.loads(out.stdout)['weight_cosine']:.6f}"
+
+
+def upload_in(pg, path: Path) -> None:
+    """Choose 'Upload a file' in the sidebar and give the file input a file (as a person's file picker would)."""
+    sidebar = pg.locator('[data-testid="stSidebar"]')
+    choice = sidebar.locator('[data-testid="stRadio"] label').filter(has_text="Upload a file")
+    file_input = sidebar.locator('[data-testid="stFileUploader"] input[type="file"]')
+    for _ in range(5):  # a click that lands while the first script run finishes can be lost: try again
+        choice.click()
+        try:
+            file_input.wait_for(state="attached", timeout=15_000)
+            break
+        except Exception:
+            continue
+    file_input.set_input_files(str(path))
+
+
+def test_upload_runs_and_draws_the_sensitivity_heatmap(page, tmp_path):
+    path = checkpoint(tmp_path, "solo", 128, 0)
+    open_page(page, "Quantize", "Quantize a model")
+    upload_in(page, path)
+    page.get_by_role("heading", name="Model: solo.safetensors").wait_for()
+    page.get_by_text("The policy quantizes").wait_for()
+    page.get_by_role("button", name="Run", exact=True).click()
+    kpi = page.locator('[data-testid="stMetric"]').filter(has_text="Synthetic-input output cosine")
+    kpi.wait_for()
+    weight = page.locator('[data-testid="stMetric"]').filter(has_text="Weight cosine")
+    assert weight.locator('[data-testid="stMetricValue"]').inner_text().strip() == cli_cosine(path)
+    page.get_by_role("button", name="Run sensitivity").click()
+    page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').nth(3).wait_for()
+    no_errors(page)
+    shot(page, "09-upload-results")
+
+
+def test_two_sessions_upload_at_once_and_each_sees_only_its_own(browser, server, tmp_path):
+    files = {"alpha": checkpoint(tmp_path, "alpha", 96, 1), "beta": checkpoint(tmp_path, "beta", 160, 2)}
+    params = {k: 64 * w * 2 + 2 * w * w + w for k, w in (("alpha", 96), ("beta", 160))}
+    pages = {k: new_page(browser, server) for k in files}
+    try:
+        for pg in pages.values():
+            pg.get_by_role("heading", name="Quantize a model").wait_for()
+        for k, pg in pages.items():  # both uploads are in flight before either is checked
+            upload_in(pg, files[k])
+        for pg in pages.values():
+            pg.get_by_role("button", name="Run", exact=True).click()
+        for k, pg in pages.items():
+            other = "beta" if k == "alpha" else "alpha"
+            pg.get_by_role("heading", name=f"Model: {k}.safetensors").wait_for()
+            pg.get_by_text(f"{params[k]:,} params").first.wait_for()
+            weight = pg.locator('[data-testid="stMetric"]').filter(has_text="Weight cosine")
+            weight.wait_for()
+            assert weight.locator('[data-testid="stMetricValue"]').inner_text().strip() == cli_cosine(files[k])
+            body = pg.locator("body").inner_text()
+            assert f"{other}.safetensors" not in body and f"{params[other]:,}" not in body
+            no_errors(pg)
+            shot(pg, f"10-session-{k}")
+    finally:
+        for pg in pages.values():
+            pg.context.close()
 
 
 def test_report_page_and_language(page):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
@@ -11,6 +9,7 @@ from qcore import METHODS
 from qcore.reference import reference_row
 from qcore.report import fmt_bytes, fmt_cos
 from ui.i18n import band, t
+from ui.tables import axis_label, metric_value
 
 PALETTE = qualitative.Plotly
 BANDS = (  # (name, low, high, fill): the reference report's quality bands
@@ -32,7 +31,7 @@ def method_color(method: str) -> str:
     return PALETTE[(names.index(method) if method in names else len(names)) % len(PALETTE)]
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 360) -> go.Figure:
+def layout(fig: go.Figure, title: str, x: str, y: str, height: int = 360) -> go.Figure:
     fig.update_layout(
         title={"text": title, "font": {"size": 15}},
         xaxis_title=x,
@@ -96,14 +95,14 @@ def scaling_ratio(rows: list[dict]) -> go.Figure:
             y=theo, line={"dash": "dot", "color": method_color(method)},
             annotation_text=t("fig_theoretical", method=method, value=f"{theo:.2f}x"), annotation_position="top left",
         )  # fmt: skip
-    return _layout(fig, t("fig_ratio_title"), t("ax_params"), t("ax_ratio"))
+    return layout(fig, t("fig_ratio_title"), t("ax_params"), t("ax_ratio"))
 
 
 def scaling_cosine(rows: list[dict]) -> go.Figure:
     fig = go.Figure()
     _series(fig, rows, "weight_cosine", fmt_cos, show_ref=True)
     add_bands(fig, [r["weight_cosine"] for r in rows])
-    return _layout(fig, t("fig_cosine_title"), t("ax_params"), t("ax_cosine"))
+    return layout(fig, t("fig_cosine_title"), t("ax_params"), t("ax_cosine"))
 
 
 def scaling_time(rows: list[dict]) -> go.Figure:
@@ -111,13 +110,13 @@ def scaling_time(rows: list[dict]) -> go.Figure:
     _series(fig, rows, "quant_seconds", lambda v: f"{v:.4f} s")
     fig.update_yaxes(type="log", dtick=1)
     threads = rows[0].get("threads") if rows else "?"
-    return _layout(fig, t("fig_time_title", threads=threads), t("ax_params"), t("ax_seconds"))
+    return layout(fig, t("fig_time_title", threads=threads), t("ax_params"), t("ax_seconds"))
 
 
 def scaling_metadata(rows: list[dict]) -> go.Figure:
     fig = go.Figure()
     _series(fig, rows, "metadata_share", lambda v: f"{v:.1%}", scale=100.0)
-    return _layout(fig, t("fig_meta_title"), t("ax_params"), t("ax_meta_pct"))
+    return layout(fig, t("fig_meta_title"), t("ax_params"), t("ax_meta_pct"))
 
 
 def layer_cosines(rec: dict) -> go.Figure:
@@ -125,8 +124,10 @@ def layer_cosines(rec: dict) -> go.Figure:
     names = [la["name"] for la in layers]
     fig = go.Figure()
     fig.add_scatter(
-        x=names, y=[la["weight_cosine"] for la in layers], mode="markers+text", name=t("fig_measured"),
-        marker={"size": 14, "color": "#2563eb"}, text=[fmt_cos(la["weight_cosine"]) for la in layers],
+        x=names, y=[la["weight_cosine"] for la in layers], mode="markers+text" if len(names) <= 12 else "markers",
+        name=t("fig_measured"),
+        marker={"size": 14 if len(names) <= 12 else 8, "color": "#2563eb"},
+        text=[fmt_cos(la["weight_cosine"]) for la in layers],
         textposition="middle right", hovertemplate="%{x}: %{y:.6f}<extra></extra>",
     )  # fmt: skip
     pred = [la["predicted_cosine"] for la in layers]
@@ -138,7 +139,7 @@ def layer_cosines(rec: dict) -> go.Figure:
         )  # fmt: skip
     add_bands(fig, [la["weight_cosine"] for la in layers] + [p for p in pred if p is not None])
     fig.update_xaxes(range=[-0.4, len(names) - 0.4])
-    return _layout(fig, t("fig_layers_title"), t("ax_layer"), t("ax_cosine"), height=320)
+    return layout(fig, t("fig_layers_title"), t("ax_layer"), t("ax_cosine"), height=320)
 
 
 def histogram(view: dict) -> go.Figure:
@@ -146,15 +147,20 @@ def histogram(view: dict) -> go.Figure:
     fig = go.Figure()
     fig.add_histogram(x=view["weights"], nbinsx=60, name=t("fig_weights"), marker_color="#93c5fd")
     total = max(sum(view["usage"]), 1)
-    for code, (level, used) in enumerate(zip(view["levels"], view["usage"], strict=True)):
-        fig.add_vline(x=level, line={"color": "#dc2626", "width": 2, "dash": "solid" if used else "dot"})
-        fig.add_annotation(
-            x=level, y=1.0, yref="paper", yanchor="bottom", showarrow=False, font={"size": 10, "color": "#dc2626"},
-            text=f"q={code}<br>{_share(used, total)}" if view["bits"] <= 3 else "",
-        )  # fmt: skip
-    fig.update_layout(bargap=0.02, showlegend=False)
+    pairs = list(zip(view["levels"], view["usage"], strict=True))
+    shapes = [  # set at once: add_vline per level re-validates every shape, quadratic in 2**bits
+        {"type": "line", "x0": level, "x1": level, "y0": 0, "y1": 1, "xref": "x", "yref": "paper",
+         "line": {"color": "#dc2626", "width": 2 if len(pairs) <= 16 else 1, "dash": "solid" if used else "dot"}}
+        for level, used in pairs
+    ]  # fmt: skip
+    notes = [
+        {"x": level, "y": 1.0, "yref": "paper", "yanchor": "bottom", "showarrow": False,
+         "font": {"size": 10, "color": "#dc2626"}, "text": f"q={code}<br>{_share(used, total)}"}
+        for code, (level, used) in enumerate(pairs)
+    ] if view["bits"] <= 3 else []  # fmt: skip
+    fig.update_layout(bargap=0.02, showlegend=False, shapes=shapes, annotations=notes)
     title = t("fig_hist_title", name=view["name"], row=view["row"], group=view["group"], n=len(view["levels"]))
-    fig = _layout(fig, title, t("ax_weight"), t("ax_count"), height=400)
+    fig = layout(fig, title, t("ax_weight"), t("ax_count"), height=400)
     return fig.update_layout(margin={"t": 90, "b": 10})
 
 
@@ -187,61 +193,50 @@ def breakdown(rec: dict) -> go.Figure:
         x=b["file_bytes"] / div, y=rows[1], text=f" {fmt_bytes(b['file_bytes'])}", xanchor="left", showarrow=False
     )
     fig.update_layout(barmode="relative")
-    return _layout(fig, t("fig_breakdown_title", file=fmt_bytes(b["file_bytes"])), t("ax_size", unit=unit), "", 300)
+    return layout(fig, t("fig_breakdown_title", file=fmt_bytes(b["file_bytes"])), t("ax_size", unit=unit), "", 300)
 
 
 def pareto(records: list[dict], labels: list[str], front: list[bool], y: str) -> go.Figure:
+    """bpw against an accuracy axis (a cosine, with the quality bands, or any task metric)."""
     fig = go.Figure()
-    pts = [(r["bpw"], r[y], label, on) for r, label, on in zip(records, labels, front, strict=True)]
+    values = [metric_value(r, y) for r in records]
+    pts = [(r["bpw"], v, label, on) for r, v, label, on in zip(records, values, labels, front, strict=True)]
     off = [p for p in pts if not p[3] and p[1] is not None]
     on = sorted((p for p in pts if p[3]), key=lambda p: p[0])
+    fmt = "%{y:.6f}" if not y.startswith("task.") else "%{y:.4g}"
     fig.add_scatter(
         x=[p[0] for p in off], y=[p[1] for p in off], mode="markers", name=t("fig_dominated"),
         marker={"size": 10, "color": "#9ca3af"}, text=[p[2] for p in off],
-        hovertemplate="%{text}<br>%{x:.3f} bpw<br>%{y:.6f}<extra></extra>",
+        hovertemplate="%{text}<br>%{x:.3f} bpw<br>" + fmt + "<extra></extra>",
     )  # fmt: skip
     fig.add_scatter(
         x=[p[0] for p in on], y=[p[1] for p in on], mode="lines+markers+text", name=t("fig_front"),
         marker={"size": 13, "color": "#2563eb"}, line={"color": "#2563eb", "width": 2},
         text=[p[2] for p in on], textfont={"size": 11},
         textposition=["bottom right"] * (len(on) - 1) + ["bottom left"] if on else "bottom right",
-        hovertemplate="%{text}<br>%{x:.3f} bpw<br>%{y:.6f}<extra></extra>",
+        hovertemplate="%{text}<br>%{x:.3f} bpw<br>" + fmt + "<extra></extra>",
     )  # fmt: skip
-    add_bands(fig, [p[1] for p in pts if p[1] is not None])
-    title = t("fig_pareto_title", y=t(f"y_{y}"))
-    return _layout(fig, title, t("ax_bpw"), t(f"y_{y}"), height=460)
+    if not y.startswith("task."):
+        add_bands(fig, [p[1] for p in pts if p[1] is not None])
+    title = t("fig_pareto_title", y=axis_label(y))
+    return layout(fig, title, t("ax_bpw"), axis_label(y), height=460)
 
 
-def extrapolation(rows: list[dict]) -> go.Figure:
-    """Sizes against params: measured points solid, extrapolated dashed; the FP16 size for scale."""
-    gib = 1024**3
-    fig = go.Figure()
-    fp16 = sorted({(r["params"], r["fp16_bytes"]) for r in rows})
-    fig.add_scatter(
-        x=[p for p, _ in fp16], y=[b / gib for _, b in fp16], mode="lines", name="FP16",
-        line={"color": "#6b7280", "dash": "dash"}, hoverinfo="skip",
+def sensitivity(rows: list[dict], metric: str) -> go.Figure:
+    """Per-layer sensitivity: layers down, bit widths across, SQNR (dB) or weight cosine in each cell."""
+    bits = sorted({r["bits"] for r in rows})
+    names = list(dict.fromkeys(r["name"] for r in rows))
+    cell = {(r["name"], r["bits"]): r[metric] for r in rows}
+    z = [[cell.get((n, b)) for b in bits] for n in names]
+    text = [[("n/a" if v is None else f"{v:.2f}" if metric == "sqnr_db" else f"{v:.4f}") for v in row] for row in z]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=[t("fig_bits", b=b) for b in bits], y=names, text=text, texttemplate="%{text}",
+            colorscale="RdYlGn", colorbar={"title": {"text": t(f"fig_sens_{metric}")}},
+            hovertemplate="%{y} · %{x}: %{text}<extra></extra>", xgap=2, ygap=1,
+        )
     )  # fmt: skip
-    for method in dict.fromkeys(r["method"] for r in rows):
-        rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["params"])
-        color = method_color(method)
-        hover = [f"{r['model']} · {method}: {fmt_bytes(r['quantized_bytes'])} ({r['bpw']:.3f} bpw)" for r in rs]
-        fig.add_scatter(
-            x=[r["params"] for r in rs], y=[r["quantized_bytes"] / gib for r in rs], mode="lines+markers",
-            name=t("fig_extrapolated", method=method), line={"color": color, "dash": "dash"},
-            marker={"symbol": "circle-open", "size": 9}, text=hover, hoverinfo="text",
-        )  # fmt: skip
-        ms = [r for r in rs if r["measured"]]
-        fig.add_scatter(
-            x=[r["params"] for r in ms], y=[r["quantized_bytes"] / gib for r in ms], mode="markers",
-            name=t("fig_measured_m", method=method), marker={"size": 13, "color": color},
-            text=[h for h, r in zip(hover, rs, strict=True) if r["measured"]], hoverinfo="text",
-        )  # fmt: skip
-    for params, label in sorted({(r["params"], r["model"]) for r in rows if not r["measured"]}):
-        fig.add_vline(x=params, line={"color": "#d1d5db", "dash": "dot", "width": 1})
-        fig.add_annotation(  # annotations on a log axis take log10 of the value; shapes take the value
-            x=math.log10(params), y=1, yref="paper", text=label, textangle=-90, xanchor="right", yanchor="top",
-            showarrow=False, font={"size": 10, "color": "#6b7280"},
-        )  # fmt: skip
-    fig.update_xaxes(type="log", dtick=1)
-    fig.update_yaxes(type="log", dtick=1)
-    return _layout(fig, t("fig_extrap_title"), t("ax_params"), t("ax_size_gib"), height=460)
+    fig.update_yaxes(autorange="reversed", type="category")
+    height = min(160 + 26 * len(names), 2400)
+    fig = layout(fig, t("fig_sens_title", metric=t(f"fig_sens_{metric}")), t("ax_bits"), t("ax_layer"), height)
+    return fig.update_layout(margin={"b": 20})

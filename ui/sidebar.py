@@ -12,9 +12,11 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from qcore import METHODS, PRESETS, QcoreError, get_method, load_preset
+from qcore import METHODS, PRESETS, QcoreError, get_method
+from qcore.report import fmt_bytes
+from ui import models
 from ui.cache import Options, as_options
-from ui.i18n import LANGS, t, t_or
+from ui.i18n import LANGS, carry_choices, t, t_or
 
 DEFAULT_PRESET, DEFAULT_METHOD = "large", "int2"  # the demo default: INT2 on the largest model
 
@@ -25,21 +27,23 @@ class Selection:
     method: str
     options: Options  # the options the user may set, as sorted (name, value) pairs
     error: str | None = None  # why the options are invalid, or None
+    ref: models.ModelRef | None = ("preset", DEFAULT_PRESET)  # the model (see ui.models); None: none chosen yet
+    source: str = "preset"  # preset | upload | server
 
     @property
     def valid(self) -> bool:
         return self.error is None
 
+    @property
+    def model_label(self) -> str:
+        return models.label(self.ref) if self.ref else ""
+
 
 def render() -> Selection:
     """Draw the sidebar and return (and remember) the user's selection."""
     with st.sidebar:
-        st.radio(t("sb_lang"), list(LANGS), format_func=LANGS.get, key="lang", horizontal=True)
-        presets = list(PRESETS)
-        preset = st.selectbox(
-            t("sb_model"), presets, index=presets.index(DEFAULT_PRESET), key="preset", format_func=preset_labels().get
-        )
-        st.caption(t("sb_model_caption", params=f"{load_preset(preset).params:,}"))
+        st.radio(t("sb_lang"), list(LANGS), format_func=LANGS.get, key="lang", horizontal=True, on_change=carry_choices)
+        source, preset, ref = _model_source()
         methods = list(METHODS)
         method = st.selectbox(
             t("sb_method"), methods, index=methods.index(DEFAULT_METHOD), key="method", help=t("sb_method_help")
@@ -58,9 +62,50 @@ def render() -> Selection:
         except QcoreError as e:
             error = str(e)
             st.error(t("sb_bad_options", msg=error))
-    sel = Selection(preset, method, as_options(options), error)
+    sel = Selection(preset, method, as_options(options), error, ref, source)
     st.session_state["selection"] = sel
     return sel
+
+
+def _model_source() -> tuple[str, str, models.ModelRef | None]:
+    """Preset, the session's own upload, or (when QCORE_WEIGHTS_DIR is set) a file in the server's folder."""
+    server = models.server_choices()
+    sources = ["preset", "upload", *(["server"] if server else [])]
+    labels = {s: t(f"src_{s}") for s in sources}
+    source = st.radio(t("sb_source"), sources, key="source", format_func=labels.get, horizontal=True)
+    presets = list(PRESETS)
+    preset = st.session_state.get("preset", DEFAULT_PRESET)
+    if source == "preset":
+        models.clear_upload()
+        preset = st.selectbox(
+            t("sb_model"), presets, index=presets.index(DEFAULT_PRESET), key="preset",
+            format_func=preset_labels().get, persist_state="session",
+        )  # fmt: skip
+        st.caption(t("sb_model_caption", params=f"{models.preset_model(preset).params:,}"))
+        return source, preset, ("preset", preset)
+    if source == "server":
+        models.clear_upload()
+        rel = st.selectbox(t("sb_server"), server, key="server_file", help=t("sb_server_help"))
+        try:
+            return source, preset, models.server_ref(rel)
+        except QcoreError as e:
+            st.error(t("err_source", msg=str(e)), icon=":material/error:")
+            return source, preset, None
+    limit = fmt_bytes(models.upload_limit())
+    uploaded = st.file_uploader(
+        t("sb_upload"), type=models.UPLOAD_TYPES, key="upload", help=t("sb_upload_help", limit=limit)
+    )
+    if uploaded is None:
+        models.clear_upload()
+        st.caption(t("sb_upload_caption", limit=limit))
+        return source, preset, None
+    with st.spinner(t("sb_reading", name=uploaded.name)):
+        up = models.accept_upload(uploaded)
+    if up.error:
+        st.error(t("err_upload", msg=up.error), icon=":material/error:")
+        return source, preset, None
+    st.caption(t("sb_upload_ok", params=f"{up.model.params:,}", n=len(up.model.tensors)))
+    return source, preset, up.ref
 
 
 def selection() -> Selection:
@@ -91,7 +136,7 @@ def option_key(method: str, name: str) -> str:
 
 def preset_labels() -> dict[str, str]:
     """Option labels, fixed when the widget is drawn (format functions must not read session state)."""
-    return {name: t("sb_preset_label", name=name, params=f"{load_preset(name).params:,}") for name in PRESETS}
+    return {name: t("sb_preset_label", name=name, params=f"{models.preset_model(name).params:,}") for name in PRESETS}
 
 
 def method_summary(name: str) -> str:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from qcore import METHODS, RunResult, load_preset
+from qcore import METHODS, Model, RunResult
+from qcore.analyse import pareto_front
 from qcore.inspect import group_levels, group_weights, level_usage
 from qcore.reference import reference_row
 from qcore.report import fmt_bytes, fmt_cos, fmt_db
@@ -27,6 +28,11 @@ def fmt_secs(x: float) -> str:
 
 def fmt_pct(x: float) -> str:
     return f"{x:.1%}"
+
+
+def fmt_metric(x: float | None) -> str:
+    """A task metric of unknown scale: 4 significant decimals, or n/a."""
+    return "n/a" if x is None else f"{x:.4g}" if abs(x) >= 1000 else f"{x:.4f}"
 
 
 def options_text(options: Options) -> str:
@@ -60,21 +66,66 @@ def method_order(rows: list[dict]) -> list[dict]:
 
 
 def layers_frame(rec: dict) -> pd.DataFrame:
-    """Per-layer figures of one record; numbers stay numbers so the table sorts."""
-    return pd.DataFrame(
-        [
-            {
-                t("col_layer"): la["name"],
-                t("col_shape"): " × ".join(map(str, la["shape"])),
-                t("col_params"): la["params"],
-                t("col_cosine"): la["weight_cosine"],
-                t("col_sqnr_db"): la["sqnr_db"],
-                t("col_range_std"): la["range_std"],
-                t("col_predicted"): la["predicted_cosine"],
-            }
-            for la in rec["layers"]
-        ]
-    )
+    """Per-layer figures of one record; numbers stay numbers so the table sorts.
+
+    Without model code there is no output cosine, so each layer's synthetic-input output cosine
+    (cos(W x, W_hat x), x ~ N(0, I)) gets its own, labelled column.
+    """
+    rows = []
+    for la in rec["layers"]:
+        row = {
+            t("col_layer"): la["name"],
+            t("col_shape"): " × ".join(map(str, la["shape"])),
+            t("col_params"): la["params"],
+            t("col_cosine"): la["weight_cosine"],
+            t("col_sqnr_db"): la["sqnr_db"],
+        }
+        if la.get("synthetic_output_cosine") is not None:
+            row[t("col_synth")] = la["synthetic_output_cosine"]
+        row[t("col_range_std")] = la["range_std"]
+        row[t("col_predicted")] = la["predicted_cosine"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---- accuracy axes: cosines and any numeric task metric ---------------------------------------
+
+LOWER_IS_BETTER = ("perplexity", "kl", "mse", "loss", "error")  # task metric names where smaller wins
+COSINES = ("weight_cosine", "output_cosine", "synthetic_output_cosine")
+
+
+def metric_value(rec: dict, key: str) -> float | None:
+    """A cosine key, or 'task.NAME' for a numeric entry of rec['task']."""
+    if key.startswith("task."):
+        v = (rec.get("task") or {}).get(key[5:])
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+    return rec.get(key)
+
+
+def accuracy_axes(records: list[dict]) -> list[str]:
+    """The y axes the records can fill: cosines with a value, then each numeric task metric."""
+    keys = [k for k in COSINES if k == "weight_cosine" or any(r.get(k) is not None for r in records)]
+    names = dict.fromkeys(k for r in records for k in (r.get("task") or {}))
+    return keys + [f"task.{k}" for k in names if any(metric_value(r, f"task.{k}") is not None for r in records)]
+
+
+def axis_label(key: str) -> str:
+    if key.startswith("task."):
+        name = key[5:]
+        better = t("lower_better") if lower_is_better(key) else t("higher_better")
+        return t("y_task", name=name, better=better)
+    return t(f"y_{key}")
+
+
+def lower_is_better(key: str) -> bool:
+    return key.startswith("task.") and any(w in key[5:].lower() for w in LOWER_IS_BETTER)
+
+
+def front_of(records: list[dict], key: str) -> list[bool]:
+    """The Pareto front over bpw (smaller wins) and the metric (larger wins, or smaller where it should)."""
+    sign = -1.0 if lower_is_better(key) else 1.0
+    pts = [{"bpw": r["bpw"], "y": None if (v := metric_value(r, key)) is None else sign * v} for r in records]
+    return pareto_front(pts, "bpw", "y")
 
 
 def scaling_frame(rows: list[dict]) -> pd.DataFrame:
@@ -103,51 +154,29 @@ def scaling_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def compare_frame(records: list[dict], labels: list[str], front: list[bool]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                t("col_config"): label,
-                t("col_pareto"): on_front,
-                t("col_bpw"): r["bpw"],
-                t("col_ratio_num"): r["compression_ratio"],
-                t("col_cosine"): r["weight_cosine"],
-                t("col_output_cosine"): r["output_cosine"],
-                t("col_sqnr_db"): r["sqnr_db"],
-                t("col_band"): band(r["quality"]),
-                t("col_time_s"): r["quant_seconds"],
-                t("col_size"): fmt_bytes(r["quantized_bytes"]),
-            }
-            for r, label, on_front in zip(records, labels, front, strict=True)
-        ]
-    )
+    axes = accuracy_axes(records)
+    rows = []
+    for r, label, on_front in zip(records, labels, front, strict=True):
+        row = {t("col_config"): label, t("col_pareto"): on_front, t("col_bpw"): r["bpw"]}
+        row[t("col_ratio_num")] = r["compression_ratio"]
+        row.update({axis_label(k) if k.startswith("task.") else t(f"y_{k}"): metric_value(r, k) for k in axes})
+        row.update({t("col_sqnr_db"): r["sqnr_db"], t("col_band"): band(r["quality"])})
+        row.update({t("col_time_s"): r["quant_seconds"], t("col_size"): fmt_bytes(r["quantized_bytes"])})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
-def extrapolation_frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                t("col_method"): r["method"],
-                t("col_model"): r["model"],
-                t("col_params"): f"{r['params']:,}",
-                t("col_kind"): t("measured") if r["measured"] else t("extrapolated"),
-                t("col_bpw"): f"{r['bpw']:.3f}",
-                t("col_fp16"): fmt_bytes(r["fp16_bytes"]),
-                t("col_size"): fmt_bytes(r["quantized_bytes"]),
-                t("col_ratio"): fmt_ratio(r["compression_ratio"]),
-                t("col_saving"): fmt_pct(r["memory_saving"]),
-                t("col_saved"): fmt_bytes(r["saved_bytes"]),
-            }
-            for r in rows
-        ]
-    )
+def has_levels(result: RunResult, name: str) -> bool:
+    """Whether a layer holds plain affine codes (a row-mixed tensor has no single level grid)."""
+    return hasattr(result.quantized.get(name), "q")
 
 
-def layer_view(result: RunResult, preset: str, name: str, row: int, group: int) -> dict | None:
+def layer_view(result: RunResult, model: Model, name: str, row: int, group: int) -> dict | None:
     """One group of one row of a quantized layer, as plain lists: weights, levels and how many use each."""
     qt = result.quantized.get(name)
     if qt is None or not hasattr(qt, "q"):
         return None
-    W = load_preset(preset).tensors[name]
+    W = model.tensors[name]
     usage = level_usage(qt, row, group).tolist()
     return {
         "name": name,

@@ -1,0 +1,288 @@
+"""Glue for the Extrapolate page: target architectures, method choices, the cached size and accuracy model,
+and the tables and sentences that explain its figures.
+
+Every number comes from qcore.arch, with the same calls and arguments as
+`python -m qcore extrapolate --arch NAME --method M [...] --json`: arch_sizes for the sizes,
+fit_accuracy + predict_accuracy for the accuracy, kv_cache_bytes for the KV cache.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pandas as pd
+import streamlit as st
+
+from qcore import METHODS, QcoreError, get_method
+from qcore.arch import (
+    ARCHS,
+    AccuracyFit,
+    Arch,
+    SizePolicy,
+    arch_from_config,
+    arch_from_params,
+    arch_sizes,
+    fit_accuracy,
+    get_arch,
+    kv_cache_bytes,
+    predict_accuracy,
+)
+from qcore.reference import REFERENCE_PREDICTIONS
+from qcore.report import fmt_bytes, fmt_cos
+from ui.cache import CALLS, Options, Spec, as_options
+from ui.i18n import t
+from ui.sidebar import method_options
+from ui.tables import fmt_pct, fmt_ratio, spec_label
+
+ArchKey = tuple  # ("catalog", name) | ("config", config.json text, fallback name) | ("params", count)
+GIB = 1024**3
+BUDGETS_GIB = (8, 16, 24, 80)
+DEFAULT_ARCHS = ["Qwen3-0.6B", "LLaMA-7B"]
+DEFAULT_METHODS = ["int8", "int2", "rtn 4b g128"]
+RTN_CHOICES = {"rtn 2b g128": (2, 128), "rtn 3b g128": (3, 128), "rtn 4b g128": (4, 128), "rtn 4b g64": (4, 64),
+               "rtn 4b per-ch": (4, 0), "rtn 8b g128": (8, 128)}  # fmt: skip
+KEPT_KINDS = {"embedding": "quantize_embeddings", "head": "quantize_head"}  # kinds a policy may keep in FP16
+
+
+def method_choices() -> dict[str, Spec]:
+    """Choice key -> (method, options): every registered method, rtn at a few common settings.
+
+    Methods other than rtn take the options set for them in the sidebar.
+    """
+    out: dict[str, Spec] = {}
+    for name in METHODS:
+        if name == "rtn":
+            for key, (bits, group) in RTN_CHOICES.items():
+                out[key] = ("rtn", as_options({"bits": bits, "group_size": group, "sym": False, "clip": False}))
+        else:
+            out[name] = (name, method_options(name))
+    return out
+
+
+def short_label(method: str, options: Options) -> str:
+    """'int2', 'rtn 4b g128', or a method with the options that differ from its defaults."""
+    if method == "rtn":
+        return spec_label(method, options)
+    defaults = {o["name"]: o["default"] for o in get_method(method).options()}
+    changed = tuple((k, v) for k, v in options if defaults.get(k) != v)
+    return spec_label(method, changed)
+
+
+def resolve_arch(key: ArchKey) -> Arch:
+    if key[0] == "catalog":
+        return get_arch(key[1])
+    if key[0] == "config":
+        return arch_from_config(key[1], key[2])
+    return arch_from_params(int(key[1]))
+
+
+def cli_line(key: ArchKey, method: str, options: Options, policy: tuple[bool, bool]) -> str:
+    """The `python -m qcore extrapolate` line that prints the same figures."""
+    target = {"catalog": f"--arch {key[1]}", "config": "--config config.json", "params": f"--params {key[1]}"}
+    parts = ["python -m qcore extrapolate", target[key[0]], f"--method {method}"]
+    for name, value in options:
+        if name in ("bits", "group_size", "target_bpw") or (name in ("sym", "clip") and value):
+            parts.append(f"--{name.replace('_', '-')}" + ("" if isinstance(value, bool) else f" {value}"))
+    parts += ["--quantize-embeddings"] * policy[0] + ["--quantize-head"] * policy[1]
+    return " ".join([*parts, "--json"])
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def accuracy_fit(method: str, options: Options) -> AccuracyFit:
+    """qcore.arch.fit_accuracy: quantizes the three presets and fits SQNR against row length (slow: cached)."""
+    CALLS["fit"] += 1
+    return fit_accuracy(method, dict(options))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def extrapolate(arch_keys: tuple[ArchKey, ...], specs: tuple[Spec, ...], policy: tuple[bool, bool], _progress=None):
+    """Sizes and extrapolated accuracy for every architecture x (method, options); one fit per method.
+
+    Returns {"archs": {name: Arch}, "fits": {label: AccuracyFit or the reason it failed}, "rows": [...]},
+    each row being arch_sizes' dict plus label, options, accuracy (predict_accuracy's dict or None) and
+    all_quantized_ratio (the ratio with embeddings and head quantized too).
+    """
+    CALLS["extrapolate"] += 1
+    size_policy, everything = SizePolicy(*policy), SizePolicy(True, True)
+    archs = {a.name: a for a in (resolve_arch(k) for k in arch_keys)}
+    total, done = len(specs) * (1 + len(archs)), 0
+    fits: dict[str, AccuracyFit | str] = {}
+    for method, options in specs:
+        label = short_label(method, options)
+        try:
+            fits[label] = accuracy_fit(method, options)
+        except QcoreError as e:
+            fits[label] = str(e)
+        done += 1
+        if _progress:
+            _progress(done, total, t("x_step_fit", label=label))
+    rows = []
+    for arch in archs.values():
+        for method, options in specs:
+            label = short_label(method, options)
+            row = arch_sizes(arch, method, dict(options), size_policy)
+            fit = fits[label]
+            row.update(label=label, options=options, arch_params=arch.params)
+            row["accuracy"] = None if isinstance(fit, str) else predict_accuracy(fit, arch, size_policy)
+            row["all_quantized_ratio"] = (
+                row["compression_ratio"] if all(policy) else arch_sizes(arch, method, dict(options), everything)["compression_ratio"]
+            )  # fmt: skip
+            rows.append(row)
+            done += 1
+            if _progress:
+                _progress(done, total, f"{arch.name} · {label}")
+    return {"archs": archs, "fits": fits, "rows": rows}
+
+
+# ---- tables and sentences ----------------------------------------------------------------------
+
+
+def sizes_frame(rows: list[dict]) -> pd.DataFrame:
+    out = []
+    for r in rows:
+        acc = r["accuracy"] or {}
+        out.append(
+            {
+                t("col_arch"): r["arch"], t("col_params"): r["params"], t("col_method"): r["label"],
+                t("col_fp16"): fmt_bytes(r["fp16_bytes"]), t("col_size"): fmt_bytes(r["quantized_bytes"]),
+                t("col_ratio_num"): r["compression_ratio"], t("col_saving"): fmt_pct(r["memory_saving"]),
+                t("col_bpw"): r["bpw"], t("col_cos_x"): acc.get("weight_cosine"),
+                t("col_cos_band"): f"{fmt_cos(acc['weight_cosine_low'])} – {fmt_cos(acc['weight_cosine_high'])}"
+                if acc else t("na"),
+                t("col_kind"): t("extrapolated"),
+            }
+        )  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def ideal_bits(method: str, options: Options) -> float | None:
+    """The bits a weight would take if codes were everything: the method's bits (or its bpw target)."""
+    cfg = get_method(method).make_config(**dict(options))
+    return getattr(cfg, "target_bpw", None) or getattr(cfg, "bits", None)
+
+
+def kept_fp16(r: dict) -> tuple[list[str], int]:
+    """The kinds (embedding, head) this row keeps in FP16, and their bytes."""
+    kinds = [k for k, field in KEPT_KINDS.items() if not r["policy"][field] and r["bytes_by_kind"][k]]
+    return kinds, sum(r["bytes_by_kind"][k] for k in kinds)
+
+
+def kinds_text(kinds: list[str]) -> str:
+    return t("and").join(t(f"kind_{k}") for k in kinds)
+
+
+def explanations(rows: list[dict]) -> list[str]:
+    """Why a ratio falls short of 16 / bits, for each row where FP16 tensors are 5% or more of the file."""
+    out = []
+    for r in rows:
+        kinds, kept = kept_fp16(r)
+        bits = ideal_bits(r["method"], r["options"])
+        if not kinds or kept < 0.05 * r["quantized_bytes"] or not bits:
+            continue
+        out.append(
+            t("x_why", arch=r["arch"], label=r["label"], kinds=kinds_text(kinds), kept=fmt_bytes(kept),
+              share=fmt_pct(kept / r["quantized_bytes"]), size=fmt_bytes(r["quantized_bytes"]),
+              ratio=fmt_ratio(r["compression_ratio"]), ideal=fmt_ratio(16 / bits), bits=f"{bits:g}",
+              alt=fmt_ratio(r["all_quantized_ratio"]))
+        )  # fmt: skip
+    return out
+
+
+def memory_frame(result: dict, context: int, batch: int, kv_bits: int, pct: float, fixed_gib: float) -> pd.DataFrame:
+    """Weights + KV cache + overhead (pct % of the weights + fixed GiB) against each budget: ✓/✗ and headroom."""
+    out = []
+    for name, arch in result["archs"].items():
+        rows = [r for r in result["rows"] if r["arch"] == name]
+        if not rows:
+            continue
+        kv = kv_cache_bytes(arch, context, batch, kv_bits)
+        for label, weights in [("FP16", rows[0]["fp16_bytes"]), *((r["label"], r["quantized_bytes"]) for r in rows)]:
+            overhead = weights * pct / 100 + fixed_gib * GIB
+            total = weights + kv + overhead
+            row = {t("col_arch"): name, t("col_weights"): label, t("col_size"): fmt_bytes(weights),
+                   t("col_kv"): fmt_bytes(kv), t("col_overhead"): fmt_bytes(overhead), t("col_total"): fmt_bytes(total)}  # fmt: skip
+            for budget in BUDGETS_GIB:
+                room = budget * GIB - total
+                mark = t("fits_yes", room=fmt_bytes(room)) if room >= 0 else t("fits_no", room=fmt_bytes(-room))
+                row[f"{budget} GiB"] = mark
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def _parse_band(text: str) -> tuple[float, float] | None:
+    """The report's cosine text ('>0.99', '0.82-0.85') as (low, high)."""
+    nums = [float(x) for x in re.findall(r"\d+\.\d+", text)]
+    if text.strip().startswith(">") and nums:
+        return nums[0], 1.0
+    return (nums[0], nums[1]) if len(nums) == 2 else None
+
+
+def reference_rows(rows: list[dict]) -> list[tuple[dict, dict]]:
+    """(our row, the report's prediction) for every architecture and method the report predicted."""
+    return [(r, REFERENCE_PREDICTIONS[(r["arch"], r["method"])]) for r in rows if (r["arch"], r["method"]) in REFERENCE_PREDICTIONS]  # fmt: skip
+
+
+def reference_frame(pairs: list[tuple[dict, dict]]) -> pd.DataFrame:
+    out = []
+    for r, ref in pairs:
+        acc = r["accuracy"]
+        lo, hi = ref["ratio"]
+        out.append(
+            {
+                t("col_arch"): r["arch"], t("col_method"): r["label"],
+                t("col_ratio_ref"): f"{lo:.2f}x" if lo == hi else f"{lo:.2f}–{hi:.2f}x",
+                t("col_ratio"): fmt_ratio(r["compression_ratio"]),
+                t("col_size_ref"): ref["size"], t("col_size"): fmt_bytes(r["quantized_bytes"]),
+                t("col_cosine_ref"): ref["cosine"], t("col_cos_x"): fmt_cos(acc["weight_cosine"]) if acc else t("na"),
+                t("col_saving_ref"): ref["saving"], t("col_saving"): fmt_pct(r["memory_saving"]),
+            }
+        )  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def reference_notes(pairs: list[tuple[dict, dict]]) -> list[str]:
+    """The differences from the report, in words computed from the figures."""
+    out = []
+    for r, ref in pairs:
+        lo, hi = ref["ratio"]
+        kinds, kept = kept_fp16(r)
+        ratio = r["compression_ratio"]
+        if lo * 0.95 <= ratio <= hi * 1.05:
+            text = t("x_ref_agree", arch=r["arch"], label=r["label"], ratio=fmt_ratio(ratio))
+        elif kinds:
+            text = t("x_ref_fp16", arch=r["arch"], label=r["label"], kinds=kinds_text(kinds),
+                     share=fmt_pct(kept / r["quantized_bytes"]), ratio=fmt_ratio(ratio), ref=f"{lo:g}x",
+                     alt=fmt_ratio(r["all_quantized_ratio"]))  # fmt: skip
+        else:
+            text = t("x_ref_meta", arch=r["arch"], label=r["label"], ratio=fmt_ratio(ratio), ref=f"{lo:g}x",
+                     meta=fmt_pct(r["breakdown"]["metadata_bytes"] / r["quantized_bytes"]))  # fmt: skip
+        band, acc = _parse_band(ref["cosine"]), r["accuracy"]
+        if band and acc:
+            cos = acc["weight_cosine"]
+            where = "inside" if band[0] <= cos <= band[1] else "below" if cos < band[0] else "above"
+            text += " " + t(f"x_ref_cos_{where}", cos=fmt_cos(cos), ref=ref["cosine"])
+        out.append(text)
+    return out
+
+
+def backtest_lines(fits: dict) -> list[str]:
+    out = []
+    for label, fit in fits.items():
+        if isinstance(fit, str):
+            out.append(t("x_fit_failed", label=label, msg=fit))
+            continue
+        out.append(
+            t("x_backtest", label=label, db=f"{fit.backtest_db:+.3f}", cos=f"{fit.backtest_cosine:+.5f}",
+              band=f"{fit.band_db:.3f}", res=f"{fit.residual_db:.3f}", n=len(fit.points))
+        )  # fmt: skip
+    return out
+
+
+def sqnr_to_cosine(db: float) -> float:
+    """Weight cosine of a tensor with SQNR db (noise uncorrelated with W): 1 / sqrt(1 + 10^(-db/10))."""
+    return 1 / math.sqrt(1 + 10 ** (-db / 10))
+
+
+def catalog() -> list[str]:
+    return list(ARCHS)

@@ -1,0 +1,266 @@
+"""Where the model comes from: a preset, the session's own upload, or a file in the server's weights folder.
+
+A model is named by a hashable `ModelRef`, the key of every cached run:
+    ("preset", name) | ("upload", sha256, file name) | ("server", relative path, bytes, mtime_ns)
+Same key, same bytes, same result, so the caches may be process-wide. The Model objects themselves
+(which may read lazily from a file) live only in the session's own state, never in a shared cache.
+
+Uploads are written to a per-session temp folder (tempfile.mkdtemp, remembered in session state). Eager
+formats (.pt, .npz, .parquet) are read at once and their file deleted; a lazy safetensors file stays while
+it is the session's upload and is deleted when the upload changes or is cleared, or with the session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from qcore import Model, Policy, QcoreError, load_preset
+from qcore.readers import read_safetensors_header, read_weights, server_files, server_path
+from qcore.report import fmt_bytes
+from ui.i18n import t
+
+ModelRef = tuple  # see the module docstring
+UPLOAD_TYPES = ["safetensors", "pt", "pth", "bin", "npz", "parquet"]
+UPLOAD_KEY, SERVER_KEY, FOLDER_KEY = "qlab_upload", "qlab_server", "qlab_upload_dir"
+POLICY_DEFAULTS = {"pol_head": True, "pol_emb": False, "pol_include": "", "pol_exclude": ""}  # = the CLI's
+PolicyKey = tuple[bool, bool, str | None, str | None]  # (quantize_head, quantize_embeddings, include, exclude)
+POLICY_KEY_DEFAULT: PolicyKey = (True, False, None, None)
+
+
+@dataclass
+class Upload:
+    """The session's current upload: what it was, where its file is, and the model (or why it failed)."""
+
+    file_id: str
+    digest: str
+    name: str
+    path: Path | None
+    model: Model | None = field(default=None, repr=False)
+    error: str | None = None
+
+    @property
+    def ref(self) -> ModelRef:
+        return ("upload", self.digest, self.name)
+
+
+class Folder:
+    """A session's temp folder; removed when the session's state is dropped (or at exit), best effort."""
+
+    def __init__(self):
+        self.path = Path(tempfile.mkdtemp(prefix="qlab-upload-"))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
+
+
+def upload_limit() -> int:
+    """The upload size limit in bytes: server.maxUploadSize (in MiB) from .streamlit/config.toml."""
+    return int(st.get_option("server.maxUploadSize")) * 2**20
+
+
+def session_folder() -> Path:
+    folder = st.session_state.get(FOLDER_KEY)
+    if folder is None or not folder.path.is_dir():
+        folder = st.session_state[FOLDER_KEY] = Folder()
+    return folder.path
+
+
+def read_saved(path: Path, name: str) -> Model:
+    """Read a saved upload (the testable part of the flow). Eager formats are in memory now: delete the file."""
+    try:
+        model = read_weights(path, max_bytes=upload_limit(), name=name)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if not hasattr(model.tensors, "shape_of"):
+        path.unlink(missing_ok=True)
+    return model
+
+
+def accept_upload(uploaded) -> Upload:
+    """Save and read a st.file_uploader file, once per upload; returns the session's Upload (maybe failed)."""
+    up = st.session_state.get(UPLOAD_KEY)
+    if up is not None and up.file_id == uploaded.file_id:
+        return up
+    digest = hashlib.sha256(uploaded.getbuffer()).hexdigest()
+    if up is not None and (up.digest, up.name) == (digest, uploaded.name):
+        up.file_id = uploaded.file_id
+        return up
+    clear_upload()
+    safe = re.sub(r"[^\w.-]", "_", Path(uploaded.name).name)[-120:]
+    path = session_folder() / f"{digest[:16]}-{safe}"
+    with open(path, "wb") as f:
+        f.write(uploaded.getbuffer())
+    up = Upload(uploaded.file_id, digest, uploaded.name, path)
+    try:
+        up.model = read_saved(path, uploaded.name)
+    except QcoreError as e:
+        up.error, up.path = str(e), None
+    st.session_state[UPLOAD_KEY] = up
+    return up
+
+
+def clear_upload() -> None:
+    """Forget the session's upload and delete its file (best effort)."""
+    up = st.session_state.pop(UPLOAD_KEY, None)
+    if up is not None and up.path is not None:
+        up.path.unlink(missing_ok=True)
+
+
+def server_choices() -> list[str]:
+    return server_files()
+
+
+def server_ref(relative: str) -> ModelRef:
+    stat = server_path(relative).stat()
+    return ("server", relative, stat.st_size, stat.st_mtime_ns)
+
+
+def preset_model(name: str) -> Model:
+    """A built-in model by name (qcore's cache); the one place the UI opens presets."""
+    return load_preset(name)
+
+
+def model_for(ref: ModelRef) -> Model:
+    """The Model behind a ref, from the session's own state (presets from qcore's cache)."""
+    kind = ref[0]
+    if kind == "preset":
+        return preset_model(ref[1])
+    if kind == "upload":
+        up = st.session_state.get(UPLOAD_KEY)
+        if up is None or up.ref != ref or up.model is None:
+            raise QcoreError(f"the uploaded file {ref[2]} is no longer open in this session; upload it again")
+        return up.model
+    held = st.session_state.get(SERVER_KEY)
+    if held is None or held[0] != ref:
+        held = st.session_state[SERVER_KEY] = (ref, read_weights(server_path(ref[1])))
+    return held[1]
+
+
+def available(ref: ModelRef) -> bool:
+    try:
+        model_for(ref)
+    except QcoreError:
+        return False
+    return True
+
+
+def label(ref: ModelRef) -> str:
+    return ref[1] if ref[0] in ("preset", "server") else ref[2]
+
+
+def stem(ref: ModelRef) -> str:
+    name = Path(label(ref)).name
+    return name.split(".")[0] or "model"
+
+
+# ---- the selection policy ----------------------------------------------------------------------
+
+
+def policy_key() -> PolicyKey:
+    """The policy the Quantize page's controls set (kept in session state), as a hashable tuple."""
+    v = {k: st.session_state.get(k, d) for k, d in POLICY_DEFAULTS.items()}
+    return (bool(v["pol_head"]), bool(v["pol_emb"]), v["pol_include"].strip() or None, v["pol_exclude"].strip() or None)
+
+
+def make_policy(key: PolicyKey) -> Policy:
+    return Policy(*key)  # raises QcoreError for a bad regular expression
+
+
+def describe_policy(key: PolicyKey) -> str:
+    """Policy.describe() in the chosen language."""
+    head, emb, include, exclude = key
+    parts = [
+        t("pol_d_2d"),
+        t("pol_d_head_q") if head else t("pol_d_head_k"),
+        t("pol_d_emb_q") if emb else t("pol_d_emb_k"),
+    ]
+    parts += [t("pol_d_include", pattern=include)] if include else []
+    return "; ".join(parts + ([t("pol_d_exclude", pattern=exclude)] if exclude else []))
+
+
+def cli_flags(key: PolicyKey) -> list[str]:
+    """The `python -m qcore run` flags for a policy."""
+    head, emb, include, exclude = key
+    flags = [] if head else ["--keep-head"]
+    flags += ["--quantize-embeddings"] if emb else []
+    flags += [f"--include {shlex.quote(include)}"] if include else []
+    return flags + ([f"--exclude {shlex.quote(exclude)}"] if exclude else [])
+
+
+# ---- the summary shown before a run ------------------------------------------------------------
+
+
+def shape_of(model: Model, name: str) -> tuple[int, ...]:
+    lazy = getattr(model.tensors, "shape_of", None)
+    return tuple(lazy(name)) if lazy else tuple(model.tensors[name].shape)
+
+
+def decision(model: Model, policy: Policy, name: str, shape: tuple[int, ...]) -> str:
+    """Why a tensor is quantized or kept FP16, as a catalog key; the choice itself is Policy.selects'."""
+    if policy.selects(name, torch.empty(shape, device="meta"), model):  # a meta tensor: shape only, no data
+        return "role_quantized"
+    if len(shape) < 2 or 0 in shape:
+        return "role_1d"
+    if name in model.head and not policy.quantize_head:
+        return "role_head"
+    if name in model.embeddings and not policy.quantize_embeddings:
+        return "role_embedding"
+    if policy.include and not re.search(policy.include, name):
+        return "role_not_included"
+    return "role_excluded"
+
+
+def stored_dtypes(ref: ModelRef) -> dict[str, str]:
+    """dtypes as stored in a safetensors file (the model holds float32 copies); {} where unknown."""
+    if ref[0] == "upload":
+        up = st.session_state.get(UPLOAD_KEY)
+        path = up.path if up is not None and up.ref == ref else None
+    elif ref[0] == "server":
+        path = server_path(ref[1])
+    else:
+        path = None
+    if path is None or not path.is_file() or not path.name.endswith(".safetensors"):
+        return {}
+    header, _ = read_safetensors_header(path)
+    return {k: e["dtype"] for k, e in header.items()}
+
+
+def summary(model: Model, policy: Policy, dtypes: dict[str, str]) -> tuple[pd.DataFrame, dict]:
+    """One row per tensor (skipped ones too) with the policy's decision; and totals by decision."""
+    rows, totals = [], {}
+    for name in model.tensors:
+        shape = shape_of(model, name)
+        numel = int(torch.Size(shape).numel())
+        key = decision(model, policy, name, shape)
+        n, p = totals.get(key, (0, 0))
+        totals[key] = (n + 1, p + numel)
+        rows.append(
+            {t("col_tensor"): name, t("col_shape"): " × ".join(map(str, shape)) or "scalar",
+             t("col_dtype"): dtypes.get(name, "float32"), t("col_params"): numel, t("col_role"): t(key)}
+        )  # fmt: skip
+    for item in model.skipped:
+        name, _, dtype = item.rpartition(" (")
+        rows.append(
+            {t("col_tensor"): name, t("col_shape"): "", t("col_dtype"): dtype.rstrip(")"), t("col_params"): 0,
+             t("col_role"): t("role_skipped")}
+        )  # fmt: skip
+    return pd.DataFrame(rows), totals
+
+
+def totals_text(model: Model, totals: dict) -> str:
+    q_n, q_p = totals.get("role_quantized", (0, 0))
+    kept = [t("q_kept_item", role=t(k), n=n, params=f"{p:,}") for k, (n, p) in totals.items() if k != "role_quantized"]
+    return t(
+        "q_summary_totals", q=q_n, q_params=f"{q_p:,}", kept="; ".join(kept) or t("none"),
+        fp16=fmt_bytes(2 * model.params), params=f"{model.params:,}", n=len(model.tensors),
+    )  # fmt: skip
