@@ -18,23 +18,22 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .errors import QcoreError
 from .trained import (
-    CHECKPOINT_DIR,
     CONFIGS,
     CORPUS,
     VOCAB,
     CharLMConfig,
     DigitsConfig,
     Progress,
-    charlm_forward,
+    charlm_loss,
     charlm_shapes,
     charlm_task,
     checkpoint_path,
@@ -42,7 +41,7 @@ from .trained import (
     corpus_digest,
     corpus_split,
     digits_data,
-    digits_forward,
+    digits_loss,
     digits_split,
     digits_task,
     eval_windows,
@@ -52,8 +51,56 @@ from .trained import (
 # ---- digits -----------------------------------------------------------------------------------------------
 
 
+def fit(
+    tensors: dict[str, torch.Tensor],
+    loss: Callable[[dict[str, torch.Tensor], int], torch.Tensor],
+    steps: int,
+    lr: float,
+    warmup: int,
+    weight_decay: float,
+    progress: Progress | None = None,
+) -> list[float]:
+    """AdamW on loss(tensors, step), updating `tensors` in place. Returns the loss of every step.
+
+    Linear warm-up over `warmup` steps, then cosine decay to lr / 10; weight decay on 2-D tensors only;
+    gradients clipped to norm 1.
+    """
+    params = [t.requires_grad_() for t in tensors.values()]
+    groups = [
+        {"params": [t for t in params if t.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [t for t in params if t.dim() < 2], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99))
+    losses, t0 = [], time.perf_counter()
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, lr, warmup)
+        value = loss(tensors, step)
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(value.item())
+        if progress and (step % 25 == 0 or step == steps - 1):
+            progress(step + 1, steps, f"loss {losses[-1]:.4f} ({time.perf_counter() - t0:.0f} s)")
+    for t in params:
+        t.requires_grad_(False)
+    return losses
+
+
+def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
+    """Linear warm-up to lr, then cosine decay to lr / 10 at the last step."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+# ---- digits -----------------------------------------------------------------------------------------------
+
+
 def train_digits(cfg: DigitsConfig, progress: Progress | None = None) -> tuple[dict, dict, list[float]]:
-    """Train the MLP with AdamW on the training split. Returns (tensors, metadata, per-epoch mean loss)."""
+    """Train the MLP on the training split. Returns (tensors, metadata, the loss of every step)."""
     X, y = digits_data()
     train_idx, test_idx = digits_split(cfg)
     mean = X[train_idx].mean(0)  # (64,)
@@ -62,29 +109,14 @@ def train_digits(cfg: DigitsConfig, progress: Progress | None = None) -> tuple[d
     gen = torch.Generator().manual_seed(cfg.seed)
     tensors = {}
     for name, shape in expected_shapes(cfg).items():
-        bound = shape[-1] ** -0.5 if name.endswith("weight") else 0.0  # Kaiming-uniform-like, zero biases
-        tensors[name] = ((torch.rand(shape, generator=gen) * 2 - 1) * bound).requires_grad_()
-    opt = torch.optim.AdamW(tensors.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
-    losses = []
-    for epoch in range(cfg.epochs):
-        order = train_idx[torch.randperm(len(train_idx), generator=gen)]
-        total = 0.0
-        for batch in order.split(cfg.batch_size):
-            loss = F.cross_entropy(digits_forward(tensors, Xs[batch]), y[batch])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(batch)
-        losses.append(total / len(train_idx))
-        if progress:
-            progress(epoch + 1, cfg.epochs, f"epoch {epoch + 1}: train loss {losses[-1]:.4f}")
-    tensors = {k: v.detach() for k, v in tensors.items()}
+        bound = shape[-1] ** -0.5 if name.endswith("weight") else 0.0  # uniform(+-1/sqrt(fan_in)), zero biases
+        tensors[name] = (torch.rand(shape, generator=gen) * 2 - 1) * bound
+    steps = cfg.epochs * math.ceil(len(train_idx) / cfg.batch_size)
+    loss = partial(digits_loss, Xs[train_idx], y[train_idx], cfg)
+    losses = fit(tensors, loss, steps, cfg.lr, 0, cfg.weight_decay, progress)
     meta = {"input.mean": json.dumps(mean.tolist()), "input.std": json.dumps(std.tolist())}
     stats = digits_task(Xs[test_idx], y[test_idx], _fp16(tensors), _fp16(tensors))
-    meta["stats"] = json.dumps({"top1": stats["top1"], "train_loss": losses[-1]})
+    meta["stats"] = json.dumps({"top1": stats["top1"], "train_loss": sum(losses[-20:]) / 20})
     return tensors, meta, losses
 
 
@@ -92,56 +124,36 @@ def train_digits(cfg: DigitsConfig, progress: Progress | None = None) -> tuple[d
 
 
 def init_charlm(cfg: CharLMConfig, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """GPT-2 initialisation: N(0, 0.02) weights, residual projections scaled by 1/sqrt(2 n_layer), LN 1 and 0."""
+    """GPT-2 initialisation: N(0, 0.02) weights, residual projections scaled by 1/sqrt(2 n_layer), LN 1 and 0.
+
+    The learned positions start from sinusoids of std 0.02 (Vaswani et al. 2017): relative offsets are then
+    linear maps from the start, which shortens the plateau at bigram loss that random positions sit on.
+    """
     tensors = {}
     for name, shape in charlm_shapes(cfg).items():
-        if name.endswith("ln1.weight") or name.endswith("ln2.weight") or name == "ln_f.weight":
-            t = torch.ones(shape)
+        if name.endswith(("ln1.weight", "ln2.weight")) or name == "ln_f.weight":
+            tensors[name] = torch.ones(shape)
         elif len(shape) == 1:
-            t = torch.zeros(shape)
+            tensors[name] = torch.zeros(shape)
+        elif name == "pos_emb.weight":
+            tensors[name] = sinusoids(*shape) * 0.02
         else:
             std = 0.02 / math.sqrt(2 * cfg.n_layer) if name.endswith("proj.weight") else 0.02
-            t = torch.randn(shape, generator=gen) * std
-        tensors[name] = t.requires_grad_()
+            tensors[name] = torch.randn(shape, generator=gen) * std
     return tensors
 
 
-def lr_at(step: int, cfg: CharLMConfig) -> float:
-    """Linear warm-up to cfg.lr, then cosine decay to cfg.lr / 10 at the last step."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+def sinusoids(n: int, d: int) -> torch.Tensor:
+    """(n, d) sin/cos position codes, interleaved, with unit std."""
+    angle = torch.arange(n).unsqueeze(1) / 10_000 ** (torch.arange(0, d, 2) / d)  # (n, d/2)
+    return torch.stack([angle.sin(), angle.cos()], dim=-1).reshape(n, d) * math.sqrt(2)  # (n, d)
 
 
 def train_charlm(cfg: CharLMConfig, progress: Progress | None = None) -> tuple[dict, dict, list[float]]:
-    """Train the LM on random windows of the training split. Returns (tensors, metadata, per-step loss)."""
-    train = corpus_split()[0]
-    gen = torch.Generator().manual_seed(cfg.seed)
-    tensors = init_charlm(cfg, gen)
-    decay = [t for t in tensors.values() if t.dim() >= 2]
-    no_decay = [t for t in tensors.values() if t.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
-    forward = partial(charlm_forward, cfg=cfg)
-    losses = []
-    t0 = time.perf_counter()
-    for step in range(cfg.steps):
-        starts = torch.randint(0, len(train) - cfg.block_size - 1, (cfg.batch_size,), generator=gen)
-        w = train[starts.unsqueeze(1) + torch.arange(cfg.block_size + 1)]  # (B, T + 1)
-        logits = forward(tensors, w[:, :-1])  # (B, T, V)
-        loss = F.cross_entropy(logits.reshape(-1, cfg.vocab_size), w[:, 1:].reshape(-1))
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(tensors.values(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-        if progress and (step % 25 == 0 or step == cfg.steps - 1):
-            msg = f"step {step + 1}: train loss {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)"
-            progress(step + 1, cfg.steps, msg)
-    tensors = {k: v.detach() for k, v in tensors.items()}
+    """Train the LM on random windows of the training split. Returns (tensors, metadata, the loss of every step)."""
+    tensors = init_charlm(cfg, torch.Generator().manual_seed(cfg.seed))
+    loss = partial(charlm_loss, corpus_split()[0], cfg)
+    losses = fit(tensors, loss, cfg.steps, cfg.lr, cfg.warmup, cfg.weight_decay, progress)
     x, targets = eval_windows(cfg)
     stats = charlm_task(x, targets, cfg, _fp16(tensors), _fp16(tensors))
     meta = {"corpus_sha256": corpus_digest()}
@@ -167,14 +179,15 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a checkpoint is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def train_and_save(name: str, progress: Progress | None = None, folder: Path = CHECKPOINT_DIR) -> dict:
-    """Train `name` from its config and write folder/NAME.safetensors. Returns the stats stored in the file."""
+def train_and_save(name: str, progress: Progress | None = None) -> dict:
+    """Train `name` from its config and write its checkpoint. Returns the stats stored in the file."""
     if name not in CONFIGS:
         raise QcoreError(f"unknown trained model '{name}'; choose one of: {', '.join(CONFIGS)}")
     cfg = CONFIGS[name]
@@ -183,8 +196,7 @@ def train_and_save(name: str, progress: Progress | None = None, folder: Path = C
     tensors, meta, _ = train(cfg, progress)
     stats = {**json.loads(meta["stats"]), "train_seconds": time.perf_counter() - t0}
     meta.update(config=config_json(cfg), stats=json.dumps(stats), torch=torch.__version__)
-    path = folder / checkpoint_path(name).name
-    save_checkpoint(path, tensors, meta)
+    save_checkpoint(checkpoint_path(name), tensors, meta)
     return stats
 
 
@@ -225,7 +237,9 @@ def build_corpus(root: Path | None = None) -> str:
     seen, parts = set(), []
     for path in stdlib_sources(root):
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escapes in old modules: not our concern here
+                tree = ast.parse(path.read_text(encoding="utf-8"))
         except (SyntaxError, UnicodeDecodeError, ValueError):
             continue  # a few files are deliberately invalid (bad syntax or encodings)
         for doc in map(normalise, docstrings(tree)):
@@ -242,7 +256,7 @@ GROUPS = {"digits": ["digits-small", "digits-medium", "digits-large"], "charlm":
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    choices = [*GROUPS, *CONFIGS, "corpus"]
+    choices = list(dict.fromkeys([*GROUPS, *CONFIGS, "corpus"]))
     if len(args) != 1 or args[0] not in choices:
         print(f"usage: python -m qcore.train {{{'|'.join(choices)}}}", file=sys.stderr)
         return 2

@@ -3,11 +3,13 @@ character-level transformer LM on the Python standard library's docstrings (data
 
 Weights live in qcore/checkpoints/NAME.safetensors, stored as float16 and upcast to float32 on load, so the
 reference model is exactly representable in the FP16 baseline. Everything that is not a weight (the digits'
-input standardisation, the held-out split, the configs) sits in the file's string metadata, so
-`Model.tensors` holds weights only and every ratio counts the same tensors.
+input standardisation, the config, the corpus digest, the training stats) sits in the file's string metadata,
+so `Model.tensors` holds weights only and every ratio counts the same tensors. The splits are fixed: a seeded
+permutation of the digits, and the first 90% / last 10% of the corpus.
 
 A task function is `task(ref_tensors, tensors) -> dict of floats`. Either mapping may hold QuantizedTensor
-entries, which are dequantized first. It is deterministic: a fixed held-out batch, no sampling.
+entries, which are dequantized first. It is deterministic: a fixed held-out batch, no sampling. The Model also
+carries `loss(tensors, step)`, the training loss on the step-th training batch, for QAT.
 """
 
 from __future__ import annotations
@@ -40,13 +42,13 @@ Progress = Callable[[int, int, str], None]  # (done, total, label), as in qcore.
 
 @dataclass(frozen=True)
 class DigitsConfig:
-    """An MLP 64 -> hidden... -> 10 with ReLU, trained with Adam on 8x8 digit images."""
+    """An MLP 64 -> hidden... -> 10 with ReLU, trained with AdamW on 8x8 digit images."""
 
     hidden: tuple[int, ...]  # hidden layer widths
     n_test: int = 500  # held-out images; the other 1297 train the model
     epochs: int = 40  # passes over the training images
     batch_size: int = 64
-    lr: float = 1e-3  # Adam learning rate, cosine-decayed to 0
+    lr: float = 1e-3  # AdamW learning rate, cosine-decayed to lr / 10
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     seed: int = 0  # seeds the split, the initial weights and the batch order
 
@@ -63,13 +65,13 @@ class DigitsConfig:
 class CharLMConfig:
     """A GPT-style decoder over characters: learned positions, pre-LayerNorm, GELU MLP 4x, untied head."""
 
-    d_model: int = 256  # residual width
+    d_model: int = 192  # residual width
     n_layer: int = 4  # transformer blocks
     n_head: int = 4  # attention heads (head size d_model // n_head)
     block_size: int = 128  # context length in characters
     vocab_size: int = len(VOCAB)
-    steps: int = 900  # optimiser steps
-    batch_size: int = 32  # windows per step
+    steps: int = 1200  # optimiser steps
+    batch_size: int = 8  # windows per step: many small steps beat few large ones on a CPU budget
     lr: float = 2e-3  # AdamW peak learning rate: linear warm-up, then cosine decay to lr / 10
     warmup: int = 50  # warm-up steps
     weight_decay: float = 0.1  # applied to 2-D weights only
@@ -139,6 +141,22 @@ def digits_split(cfg: DigitsConfig) -> tuple[torch.Tensor, torch.Tensor]:
     n = digits_data()[0].shape[0]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))
     return perm[: n - cfg.n_test], perm[n - cfg.n_test :]
+
+
+def digits_batch(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """Row indices of the step-th batch: each epoch walks a fresh seeded permutation of range(n)."""
+    epoch, i = divmod(step, math.ceil(n / batch_size))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return perm[i * batch_size : (i + 1) * batch_size]
+
+
+def digits_loss(x: torch.Tensor, labels: torch.Tensor, cfg: DigitsConfig, tensors: Mapping, step: int) -> torch.Tensor:
+    """Mean cross-entropy (nats) on the step-th training batch: the training loss, and Model.loss for QAT.
+
+    x: (N, 64) standardised training images; labels: (N,) int64.
+    """
+    idx = digits_batch(len(x), cfg.batch_size, cfg.seed, step)  # (batch,)
+    return F.cross_entropy(digits_forward(tensors, x[idx]), labels[idx])
 
 
 def digits_task(x: torch.Tensor, labels: torch.Tensor, ref_tensors: Mapping, tensors: Mapping) -> dict[str, float]:
@@ -271,6 +289,18 @@ def calib_windows(cfg: CharLMConfig) -> torch.Tensor:
     return windows(train, starts, cfg.block_size)
 
 
+def charlm_loss(ids: torch.Tensor, cfg: CharLMConfig, tensors: Mapping, step: int) -> torch.Tensor:
+    """Mean next-character cross-entropy (nats) on the step-th batch of windows of `ids`, seeded by the step.
+
+    The training loss, and Model.loss for QAT (which so replays the first training batches).
+    """
+    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + step)
+    starts = torch.randint(0, len(ids) - cfg.block_size, (cfg.batch_size,), generator=gen)  # (B,)
+    w = windows(ids, starts, cfg.block_size + 1)  # (B, T + 1)
+    logits = charlm_forward(tensors, w[:, :-1], cfg=cfg)  # (B, T, V)
+    return F.cross_entropy(logits.reshape(-1, cfg.vocab_size), w[:, 1:].reshape(-1))
+
+
 def charlm_task(
     x: torch.Tensor, targets: torch.Tensor, cfg: CharLMConfig, ref_tensors: Mapping, tensors: Mapping
 ) -> dict[str, float]:
@@ -317,7 +347,7 @@ def expected_shapes(cfg: DigitsConfig | CharLMConfig) -> dict[str, tuple[int, ..
 def load_trained(name: str, progress: Progress | None = None) -> tuple[Model, Task]:
     """The trained model `name` and its task function. Trains and saves the checkpoint first if it is missing.
 
-    The returned Model carries `task` too once the Model dataclass has that field.
+    The Model carries the same `task`, and `loss(tensors, step)` on training batches for QAT.
     """
     if name not in CONFIGS:
         raise QcoreError(f"unknown trained model '{name}'; choose one of: {', '.join(CONFIGS)}")
@@ -349,21 +379,21 @@ def _load(name: str) -> tuple[Model, Task]:
         mean, std = (torch.tensor(json.loads(meta[k]), dtype=torch.float32) for k in ("input.mean", "input.std"))
         train_idx, test_idx = digits_split(cfg)
         Xs = (X - mean) / std  # (1797, 64) standardised with training statistics
-        task = partial(digits_task, Xs[test_idx], y[test_idx])
-        fields = dict(forward=digits_forward, eval_inputs=Xs[test_idx], calib_inputs=Xs[train_idx])
-        head = (f"fc{len(cfg.widths) - 1}.weight",)
-        embeddings: tuple[str, ...] = ()
+        forward, x_eval, x_calib = digits_forward, Xs[test_idx], Xs[train_idx]
+        task = partial(digits_task, x_eval, y[test_idx])
+        loss = partial(digits_loss, x_calib, y[train_idx], cfg)
+        head, embeddings = (f"fc{len(cfg.widths) - 1}.weight",), ()
     else:
         if meta.get("corpus_sha256") != corpus_digest():
             raise QcoreError(f"{CORPUS} is not the corpus '{name}' was trained on; retrain it")
-        x, targets = eval_windows(cfg)
-        task = partial(charlm_task, x, targets, cfg)
-        fields = dict(forward=partial(charlm_forward, cfg=cfg), eval_inputs=x, calib_inputs=calib_windows(cfg))
+        x_eval, targets = eval_windows(cfg)
+        forward, x_calib = partial(charlm_forward, cfg=cfg), calib_windows(cfg)
+        task = partial(charlm_task, x_eval, targets, cfg)
+        loss = partial(charlm_loss, corpus_split()[0], cfg)
         head, embeddings = ("lm_head.weight",), ("tok_emb.weight", "pos_emb.weight")
     if stats:
         desc += f" (FP32 held-out: {', '.join(f'{k} {v:.4g}' for k, v in stats.items() if k != 'train_seconds')})"
-    if "task" in {f.name for f in dataclasses.fields(Model)}:
-        fields["task"] = task
+    fields = dict(forward=forward, eval_inputs=x_eval, calib_inputs=x_calib, task=task, loss=loss)
     return Model(name, tensors, desc, head=head, embeddings=embeddings, **fields), task
 
 
