@@ -62,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="the reference report's scaling table")
     r.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets")
-    r.add_argument("--methods", default="int8,int2", help=f"comma-separated methods ({', '.join(METHODS)})")
+    r.add_argument(
+        "--methods",
+        default="int8,int2",
+        help=f"comma-separated methods ({', '.join(METHODS)}), each optionally with options: rtn:bits=4:group_size=128",
+    )
     r.add_argument("--out", help="folder for report.md, report.csv and artifacts/")
     r.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
     _add_method_options(r)
@@ -168,8 +172,10 @@ def cmd_report(args) -> int:
     for name in presets:
         if name not in model_names():
             raise QcoreError(f"unknown preset '{name}'; choose from {', '.join(model_names())}")
-    for name in methods:
-        get_method(name)
+    from .report import parse_spec
+
+    for spec in methods:
+        get_method(parse_spec(spec)[0])
     if not presets or not methods:
         raise QcoreError("--presets and --methods each need at least one name")
     rows = scaling_rows(presets, methods, _options(args), args.out, progress_bar("report"))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import QcoreError
 from .metrics import quality_band
 from .pipeline import Progress, run
 from .presets import PRESETS, load_model
@@ -30,6 +31,33 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
+def _label(r: dict) -> str:
+    """How a row's method is shown: its spec (e.g. rtn:bits=4:group_size=128) when options were given."""
+    return r.get("label") or r["method"]
+
+
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """'rtn:bits=4:group_size=128' -> ('rtn', {'bits': 4, 'group_size': 128}); values are ints, floats or booleans."""
+    name, *pairs = spec.split(":")
+    opts = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise QcoreError(f"method spec '{spec}': write options as name=value, e.g. rtn:bits=4:group_size=128")
+        low = raw.lower()
+        if low in ("true", "false"):
+            opts[key] = low == "true"
+        else:
+            try:
+                opts[key] = int(raw)
+            except ValueError:
+                try:
+                    opts[key] = float(raw)
+                except ValueError:
+                    raise QcoreError(f"method spec '{spec}': '{raw}' is not a number or true/false") from None
+    return name, opts
+
+
 def scaling_rows(
     presets: Sequence[str] = tuple(PRESETS),
     methods: Sequence[str] = ("int8", "int2"),
@@ -42,17 +70,20 @@ def scaling_rows(
     total = len(presets) * len(methods)
     for i, preset in enumerate(presets):
         model = load_model(preset)
-        for j, method in enumerate(methods):
-            art = Path(out_dir) / "artifacts" / f"{preset}-{method}.parquet" if out_dir else None
-            res = run(model, method, options if method not in ("int8", "int2") else None, out=art)
+        for j, spec in enumerate(methods):
+            method, own = parse_spec(spec)
+            art = Path(out_dir) / "artifacts" / f"{preset}-{spec.replace(':', '-')}.parquet" if out_dir else None
+            opts = {**(options if method not in ("int8", "int2") else {}), **own} or None
+            res = run(model, method, opts, out=art)
             zstats, _ = save(None, res.quantized, codec="zstd")
             rec = res.record
             rec["zstd_bytes"] = zstats.file_bytes
             rec["zstd_ratio"] = rec["fp16_bytes"] / zstats.file_bytes
             rec["codec_gain_zstd_bytes"] = zstats.codec_gain_bytes
+            rec["label"] = spec
             rows.append(rec)
             if progress:
-                progress(i * len(methods) + j + 1, total, f"{preset} {method}")
+                progress(i * len(methods) + j + 1, total, f"{preset} {spec}")
     return rows
 
 
@@ -225,7 +256,7 @@ def _table(cols: list[str], rows: list[list]) -> str:
 def _by_method(rows: list[dict]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for r in sorted(rows, key=lambda r: r["params"]):
-        out.setdefault(r["method"], []).append(r)
+        out.setdefault(_label(r), []).append(r)
     return out
 
 
@@ -248,21 +279,21 @@ def render_markdown(rows: list[dict], lang: str = "en") -> str:
     )
     out += ["", f"## {t['table']}", ""]
     body = []
-    for r in sorted(rows, key=lambda r: (r["params"], list(groups).index(r["method"]))):
+    for r in sorted(rows, key=lambda r: (r["params"], list(groups).index(_label(r)))):
         body.append(
-            [r["source"], f"{r['params']:,}", fmt_bytes(r["fp16_bytes"]), r["method"], fmt_bytes(r["quantized_bytes"]),
+            [r["source"], f"{r['params']:,}", fmt_bytes(r["fp16_bytes"]), _label(r), fmt_bytes(r["quantized_bytes"]),
              f"{r['compression_ratio']:.2f}x", f"{r['theoretical_ratio']:.2f}x", fmt_cos(r["weight_cosine"]),
              fmt_db(r["sqnr_db"]), fmt_cos(r["output_cosine"]), band(r["quality"]), f"{r['quant_seconds']:.4f} s"]
         )  # fmt: skip
     out.append(_table(t["cols"], body))
-    refs = [(r, reference_row(r["source"], r["method"])) for r in rows]
+    refs = [(r, reference_row(r["source"], r.get("label", r["method"]) == r["method"] and r["method"])) for r in rows]
     refs = [(r, ref) for r, ref in refs if ref]
     if refs:
         out += ["", f"### {t['ref_title'].format(date=REFERENCE_DATE)}", ""]
         out.append(
             _table(
                 t["ref_cols"],
-                [[r["source"], r["method"], f"{r['compression_ratio']:.2f}x", f"{ref['compression_ratio']:.2f}x",
+                [[r["source"], _label(r), f"{r['compression_ratio']:.2f}x", f"{ref['compression_ratio']:.2f}x",
                   fmt_cos(r["weight_cosine"]), f"{ref['weight_cosine']:.4f}", f"{r['quant_seconds']:.4f} s",
                   f"{ref['quant_seconds']:.2f} s"] for r, ref in refs],
             )
@@ -275,7 +306,7 @@ def render_markdown(rows: list[dict], lang: str = "en") -> str:
     if why:
         out += ["", t["why_cos"], ""]
         body = []
-        for r in sorted(why, key=lambda r: (r["params"], r["method"])):
+        for r in sorted(why, key=lambda r: (r["params"], _label(r))):
             row_len = sum(la["params"] for la in r["layers"]) / sum(la["shape"][0] for la in r["layers"])
             pred = _predicted_model_cosine(r)
             body.append(
@@ -283,7 +314,7 @@ def render_markdown(rows: list[dict], lang: str = "en") -> str:
                     r["source"],
                     f"{row_len:.0f}",
                     f"{r['range_std']:.2f}",
-                    r["method"],
+                    _label(r),
                     fmt_cos(pred),
                     fmt_cos(r["weight_cosine"]),
                 ]
@@ -292,11 +323,11 @@ def render_markdown(rows: list[dict], lang: str = "en") -> str:
     out += ["", f"### {t['f_time']}", "", *trends["speed"]]
     out += ["", f"## {t['size_title']}", ""]
     body = []
-    for r in sorted(rows, key=lambda r: (r["params"], list(groups).index(r["method"]))):
+    for r in sorted(rows, key=lambda r: (r["params"], list(groups).index(_label(r)))):
         b = r["breakdown"]
         zs = r.get("zstd_bytes")
         body.append(
-            [r["source"], r["method"], fmt_bytes(b["file_bytes"]), fmt_bytes(b["payload_bytes"]), fmt_bytes(b["metadata_bytes"]),
+            [r["source"], _label(r), fmt_bytes(b["file_bytes"]), fmt_bytes(b["payload_bytes"]), fmt_bytes(b["metadata_bytes"]),
              fmt_bytes(b["passthrough_bytes"]), fmt_bytes(b["container_bytes"]), f"{r['metadata_share']:.1%}",
              fmt_bytes(zs) if zs else "n/a", f"{r['zstd_ratio']:.2f}x" if zs else "n/a"]
         )  # fmt: skip
@@ -313,7 +344,7 @@ def render_markdown(rows: list[dict], lang: str = "en") -> str:
     out.append(
         _table(
             t["mem_cols"],
-            [[r["method"], fmt_bytes(r["fp16_bytes"]), fmt_bytes(r["quantized_bytes"]), f"{r['memory_saving']:.1%}",
+            [[_label(r), fmt_bytes(r["fp16_bytes"]), fmt_bytes(r["quantized_bytes"]), f"{r['memory_saving']:.1%}",
               fmt_bytes(r["saved_bytes"])] for r in big],
         )
     )  # fmt: skip
@@ -321,10 +352,7 @@ def render_markdown(rows: list[dict], lang: str = "en") -> str:
     out.append(
         _table(
             t["naive_cols"],
-            [
-                [r["method"], f"{r['bpw']:.3f}", fmt_bytes(1e9 * r["bpw"] / 8), fmt_bytes(7e9 * r["bpw"] / 8)]
-                for r in big
-            ],
+            [[_label(r), f"{r['bpw']:.3f}", fmt_bytes(1e9 * r["bpw"] / 8), fmt_bytes(7e9 * r["bpw"] / 8)] for r in big],
         )
     )
     tasks = [r for r in rows if r.get("task")]
@@ -332,7 +360,7 @@ def render_markdown(rows: list[dict], lang: str = "en") -> str:
         keys = list(dict.fromkeys(k for r in tasks for k in r["task"]))
         out += ["", f"## {t['task_title']}", "", t["task_note"], ""]
         body = [
-            [r["source"], r["method"], f"{r['bpw']:.3f}", fmt_cos(r["weight_cosine"]), fmt_cos(r["output_cosine"])]
+            [r["source"], _label(r), f"{r['bpw']:.3f}", fmt_cos(r["weight_cosine"]), fmt_cos(r["output_cosine"])]
             + [_fmt_metric(r["task"].get(k)) for k in keys]
             for r in sorted(tasks, key=lambda r: (r["params"], r["source"], r["bpw"]))
         ]
@@ -390,17 +418,17 @@ def _predicted_model_cosine(r: dict) -> float:
 def _recommendations(big: list[dict], model: str, t: dict, band) -> list[str]:
     lines = []
     best = max(big, key=lambda r: r["weight_cosine"])
-    lines.append(t["rec_acc"].format(method=best["method"], cos=fmt_cos(best["weight_cosine"]), band=band(best["quality"]),
+    lines.append(t["rec_acc"].format(method=_label(best), cos=fmt_cos(best["weight_cosine"]), band=band(best["quality"]),
                                      model=model, ratio=f"{best['compression_ratio']:.2f}x"))  # fmt: skip
     small = min(big, key=lambda r: r["quantized_bytes"])
-    lines.append(t["rec_mem"].format(method=small["method"], ratio=f"{small['compression_ratio']:.2f}x",
+    lines.append(t["rec_mem"].format(method=_label(small), ratio=f"{small['compression_ratio']:.2f}x",
                                      saving=f"{small['memory_saving']:.1%}", model=model,
                                      cos=fmt_cos(small["weight_cosine"]), band=band(small["quality"])))  # fmt: skip
     ok = [r for r in big if quality_band(r["weight_cosine"]) in ("excellent", "good", "acceptable")]
     bal = min(ok, key=lambda r: r["quantized_bytes"]) if ok else None
     if bal is not None and bal is not best:
-        lines.append(t["rec_bal"].format(method=bal["method"], model=model, cos=fmt_cos(bal["weight_cosine"]),
+        lines.append(t["rec_bal"].format(method=_label(bal), model=model, cos=fmt_cos(bal["weight_cosine"]),
                                          ratio=f"{bal['compression_ratio']:.2f}x"))  # fmt: skip
     else:
-        lines.append(t["rec_none"].format(model=model, method=(bal or best)["method"]))
+        lines.append(t["rec_none"].format(model=model, method=_label(bal or best)))
     return lines
