@@ -705,9 +705,9 @@ def task_model():
 def test_task_metrics_become_cards_and_a_compare_axis(monkeypatch):
     from ui import models
 
-    model, load = task_model(), models.load_preset
+    model, load = task_model(), models.load_model
     monkeypatch.setitem(qcore.PRESETS, "taskdemo", 16)
-    monkeypatch.setattr(models, "load_preset", lambda name: model if name == "taskdemo" else load(name))
+    monkeypatch.setattr(models, "load_model", lambda name: model if name == "taskdemo" else load(name))
     at = start()
     at.selectbox(key="preset").set_value("taskdemo")
     at.button(key="q_run").click().run(timeout=TIMEOUT)

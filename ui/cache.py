@@ -20,6 +20,7 @@ import streamlit as st
 
 import qcore
 from qcore.analyse import sweep as qcore_sweep
+from qcore.presets import load_model
 from qcore.report import scaling_rows
 
 Options = tuple[tuple[str, Any], ...]  # sorted (name, value) pairs: a hashable options dict
@@ -40,7 +41,7 @@ def _model_of(ref: tuple, model: qcore.Model | None) -> qcore.Model:
     """The model passed along with its ref (ui.models.model_for); a preset ref may come without one."""
     if model is None and ref[0] != "preset":
         raise qcore.QcoreError(f"{ref[0]} model {ref[1:]} was not passed in")
-    return model if model is not None else qcore.load_preset(ref[1])
+    return model if model is not None else load_model(ref[1])
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -25,7 +25,8 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from qcore import Model, Policy, QcoreError, load_preset
+from qcore import Model, Policy, QcoreError
+from qcore.presets import load_model
 from qcore.readers import read_safetensors_header, read_weights, server_files, server_path
 from qcore.report import fmt_bytes
 from ui.i18n import t
@@ -127,7 +128,7 @@ def server_ref(relative: str) -> ModelRef:
 
 def preset_model(name: str) -> Model:
     """A built-in model by name (qcore's cache); the one place the UI opens presets."""
-    return load_preset(name)
+    return load_model(name)
 
 
 def model_for(ref: ModelRef) -> Model:

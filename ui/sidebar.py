@@ -12,7 +12,8 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from qcore import METHODS, PRESETS, QcoreError, get_method
+from qcore import METHODS, QcoreError, get_method
+from qcore.presets import model_names
 from qcore.report import fmt_bytes
 from ui import models
 from ui.cache import Options, as_options
@@ -73,7 +74,7 @@ def _model_source() -> tuple[str, str, models.ModelRef | None]:
     sources = ["preset", "upload", *(["server"] if server else [])]
     labels = {s: t(f"src_{s}") for s in sources}
     source = st.radio(t("sb_source"), sources, key="source", format_func=labels.get, horizontal=True)
-    presets = list(PRESETS)
+    presets = model_names()  # the synthesized presets, then the models trained on real data
     preset = st.session_state.get("preset", DEFAULT_PRESET)
     if source == "preset":
         models.clear_upload()
@@ -136,7 +137,9 @@ def option_key(method: str, name: str) -> str:
 
 def preset_labels() -> dict[str, str]:
     """Option labels, fixed when the widget is drawn (format functions must not read session state)."""
-    return {name: t("sb_preset_label", name=name, params=f"{models.preset_model(name).params:,}") for name in PRESETS}
+    return {
+        name: t("sb_preset_label", name=name, params=f"{models.preset_model(name).params:,}") for name in model_names()
+    }
 
 
 def method_summary(name: str) -> str:
