@@ -18,8 +18,8 @@ import torch
 
 from .errors import QcoreError
 from .packing import PACK_BITS
-from .quant import FP16_MAX, FP16_MIN_NORMAL, QuantizedTensor, as_matrix, choose_qparams, num_groups, to_groups
-from .rtn import check_finite
+from .quant import FP16_MAX, FP16_MIN_NORMAL, QuantizedTensor, choose_qparams, num_groups, to_groups
+from .rtn import prepare_weights
 
 DAMP_RETRIES = 4  # Cholesky attempts: damp, 10x, 100x, 1000x before giving up
 INV_LEAF = 256  # inverse_upper solves blocks this small directly
@@ -210,10 +210,7 @@ def quantize_gptq(W: torch.Tensor, cfg: GPTQConfig, H: torch.Tensor | None = Non
     Returns q (out, in) uint8, scale (out, G) float16 (float32 when a scale leaves float16's normal
     range), zero (out, G) uint8 integer codes, or (1, 1) when symmetric.
     """
-    W2 = as_matrix(W).float()  # (out, in)
-    if W2.numel() == 0:
-        raise QcoreError(f"cannot quantize an empty tensor of shape {tuple(W.shape)}")
-    check_finite(W2)
+    W2 = prepare_weights(W)  # (out, in)
     out, n = W2.shape
     H32, dead = prepare_hessian(H, n)  # (in, in), (in,)
     W2 = W2.clone()

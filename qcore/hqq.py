@@ -20,8 +20,8 @@ import torch
 
 from .errors import QcoreError
 from .packing import PACK_BITS
-from .quant import FP16_MAX, FP16_MIN_NORMAL, QuantizedTensor, as_matrix, choose_qparams, to_groups
-from .rtn import check_finite
+from .quant import FP16_MAX, FP16_MIN_NORMAL, QuantizedTensor, choose_qparams, to_groups
+from .rtn import prepare_weights
 
 # Weights per row block. Below torch's parallel grain (32768) every op runs on the calling thread: on a
 # busy machine a threaded op on a small block waits for time slices (measured 10-100x slower here).
@@ -171,10 +171,7 @@ def quantize_hqq(W: torch.Tensor, cfg: HQQConfig) -> QuantizedTensor:
     is added (not an integer code as in RTN). Returns q (out, in) uint8, scale (out, G) float16 (float32
     when a scale leaves float16's normal range), zero (out, G) float16, a real number, not an integer.
     """
-    W2 = as_matrix(W).float()  # (out, in)
-    if W2.numel() == 0:
-        raise QcoreError(f"cannot quantize an empty tensor of shape {tuple(W.shape)}")
-    check_finite(W2)
+    W2 = prepare_weights(W)  # (out, in)
     try:
         q, scale, zero = _quantize_rows(W2, cfg, torch.float16)
         scale = scale.half()

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .errors import QcoreError
-from .quant import QuantizedTensor, as_matrix, dequantize, to_groups
-from .rtn import RTNConfig, check_finite, quantize_rtn
+from .quant import QuantizedTensor, dequantize, to_groups
+from .rtn import RTNConfig, prepare_weights, quantize_rtn
 
 # The published NF4 values (QLoRA appendix E; bitsandbytes), each exact in float32.
 NF4_CODES = (
@@ -75,10 +75,7 @@ def quantize_nf4(W: torch.Tensor, cfg: NF4Config) -> QuantizedTensor:
     groups of 256) into scale_q; scale is then their dequantization, and the codes are chosen against
     that dequantized absmax, so the stored tensor and the one in memory dequantize identically.
     """
-    W2 = as_matrix(W).float()  # (out, in)
-    if W2.numel() == 0:
-        raise QcoreError(f"cannot quantize an empty tensor of shape {tuple(W.shape)}")
-    check_finite(W2)
+    W2 = prepare_weights(W)  # (out, in)
     out, n = W2.shape
     Wg = to_groups(W2, cfg.group_size)  # (out, G, g)
     scale = Wg.abs().amax(dim=-1)  # (out, G) absmax

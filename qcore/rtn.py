@@ -39,6 +39,15 @@ def check_finite(W: torch.Tensor, name: str = "tensor") -> None:
         )
 
 
+def prepare_weights(W: torch.Tensor) -> torch.Tensor:
+    """The checks every method starts with: a (out, in) float32 view of a non-empty, finite tensor."""
+    W2 = as_matrix(W).float()  # (out, in)
+    if W2.numel() == 0:
+        raise QcoreError(f"cannot quantize an empty tensor of shape {tuple(W.shape)}")
+    check_finite(W2)
+    return W2
+
+
 def _fits_fp16(scale: torch.Tensor) -> bool:
     return bool((scale.max() <= FP16_MAX) & (scale.min() >= FP16_MIN_NORMAL))
 
@@ -83,10 +92,7 @@ def quantize_rtn(W: torch.Tensor, cfg: RTNConfig, method: str = "rtn") -> Quanti
     zero is an integer code stored as uint8; a symmetric zero is 2**(bits-1), stored once.
     A row that group_size does not divide is padded: its last group is shorter.
     """
-    W2 = as_matrix(W).float()  # (out, in)
-    if W2.numel() == 0:
-        raise QcoreError(f"cannot quantize an empty tensor of shape {tuple(W.shape)}")
-    check_finite(W2)
+    W2 = prepare_weights(W)  # (out, in)
     try:
         q, scale, zero = _quantize_rows(W2, cfg, torch.float16)
         scale = scale.half()

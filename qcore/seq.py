@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import QcoreError
-from .quant import QuantizedTensor, as_matrix, to_groups
-from .rtn import check_finite
+from .quant import QuantizedTensor, to_groups
+from .rtn import prepare_weights
 
 SEQ_BITS = (2, 3, 4)
 SCALE_GRID = tuple(0.30 + 0.10 * i for i in range(8))  # x absmax / (2**(bits-1) - 0.5): 0.3 .. 1.0
@@ -98,10 +98,7 @@ def _search_rows(Wg: torch.Tensor, cfg: SEQConfig) -> torch.Tensor:
 
 def quantize_seq(W: torch.Tensor, cfg: SEQConfig, method: str = "seq") -> QuantizedTensor:
     """SEQ post-training quantization. Returns codes (out, in), float16 scales (out, G), zero (1, 1) float16."""
-    W2 = as_matrix(W).float()  # (out, in)
-    if W2.numel() == 0:
-        raise QcoreError(f"cannot quantize an empty tensor of shape {tuple(W.shape)}")
-    check_finite(W2)
+    W2 = prepare_weights(W)  # (out, in)
     out, n = W2.shape
     Wg = to_groups(W2, cfg.group_size)  # (out, G, g)
     g = Wg.shape[2]
