@@ -18,7 +18,16 @@ import torch
 
 from .errors import QcoreError
 from .packing import PACK_BITS
-from .quant import FP16_MAX, FP16_MIN_NORMAL, QuantizedTensor, choose_qparams, num_groups, to_groups
+from .quant import (
+    FP16_MAX,
+    FP16_MIN_NORMAL,
+    QuantizedTensor,
+    check_bits,
+    check_group_size,
+    choose_qparams,
+    num_groups,
+    to_groups,
+)
 from .rtn import prepare_weights
 
 DAMP_RETRIES = 4  # Cholesky attempts: damp, 10x, 100x, 1000x before giving up
@@ -41,10 +50,8 @@ class GPTQConfig:
     block_size: int = field(default=128, metadata={"help": "columns per lazy batch update (speed only)"})
 
     def __post_init__(self):
-        if self.bits not in PACK_BITS:
-            raise QcoreError(f"bits must be one of {', '.join(map(str, PACK_BITS))}; got {self.bits}")
-        if not isinstance(self.group_size, int) or self.group_size < 0:
-            raise QcoreError(f"group_size must be 0 (per-channel) or a positive integer; got {self.group_size}")
+        check_bits(self.bits, PACK_BITS)
+        check_group_size(self.group_size)
         if not isinstance(self.damp, int | float) or not math.isfinite(self.damp) or self.damp <= 0:
             raise QcoreError(f"damp must be a positive number (a fraction of H's mean diagonal); got {self.damp}")
         if not isinstance(self.block_size, int) or self.block_size < 1:

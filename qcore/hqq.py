@@ -20,7 +20,7 @@ import torch
 
 from .errors import QcoreError
 from .packing import PACK_BITS
-from .quant import FP16_MAX, FP16_MIN_NORMAL, QuantizedTensor, choose_qparams, to_groups
+from .quant import FP16_MAX, FP16_MIN_NORMAL, QuantizedTensor, check_bits, check_group_size, choose_qparams, to_groups
 from .rtn import prepare_weights
 
 # Weights per row block. Below torch's parallel grain (32768) every op runs on the calling thread: on a
@@ -43,10 +43,8 @@ class HQQConfig:
     optimize_scale: bool = field(default=False, metadata={"help": "refit the scale with the zero (least squares)"})
 
     def __post_init__(self):
-        if self.bits not in PACK_BITS:
-            raise QcoreError(f"bits must be one of {', '.join(map(str, PACK_BITS))}; got {self.bits}")
-        if not isinstance(self.group_size, int) or self.group_size < 0:
-            raise QcoreError(f"group_size must be 0 (per-channel) or a positive integer; got {self.group_size}")
+        check_bits(self.bits, PACK_BITS)
+        check_group_size(self.group_size)
         if not isinstance(self.iters, int) or self.iters < 0:
             raise QcoreError(f"iters must be a non-negative integer; got {self.iters}")
         if not 0 < self.lp_norm <= 1:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from .errors import QcoreError
-from .quant import QuantizedTensor, dequantize, to_groups
+from .quant import QuantizedTensor, check_group_size, dequantize, to_groups
 from .rtn import RTNConfig, prepare_weights, quantize_rtn
 
 # The published NF4 values (QLoRA appendix E; bitsandbytes), each exact in float32.
@@ -39,8 +39,7 @@ class NF4Config:
     bits: int = field(default=4, metadata={"help": "code width (NF4 is a 4-bit code book)", "choices": (4,)})
 
     def __post_init__(self):
-        if not isinstance(self.group_size, int) or self.group_size < 0:
-            raise QcoreError(f"group_size must be 0 (per-channel) or a positive integer; got {self.group_size}")
+        check_group_size(self.group_size)
         if self.bits != 4:
             raise QcoreError(f"nf4 is a 4-bit code book; bits must be 4, got {self.bits} (use rtn for other widths)")
 

@@ -22,6 +22,18 @@ FP16_MAX = 65504.0
 FP16_MIN_NORMAL = 2.0**-14
 
 
+def check_bits(bits: int, allowed: tuple[int, ...], what: str = "bits") -> None:
+    """A config's code width must be one of `allowed`; the message names the choices."""
+    if bits not in allowed:
+        raise QcoreError(f"{what} must be one of {', '.join(map(str, allowed))}; got {bits}")
+
+
+def check_group_size(group_size: int) -> None:
+    """0 (per-channel) or a positive number of input columns per scale."""
+    if not isinstance(group_size, int) or group_size < 0:
+        raise QcoreError(f"group_size must be 0 (per-channel) or a positive integer; got {group_size}")
+
+
 def as_matrix(W: torch.Tensor) -> torch.Tensor:
     """View a tensor of two or more dims as (out, in): a conv kernel (out, c, kh, kw) -> (out, c*kh*kw)."""
     if W.dim() < 2:

@@ -8,7 +8,17 @@ import torch
 
 from .errors import QcoreError
 from .packing import PACK_BITS
-from .quant import FP16_MAX, FP16_MIN_NORMAL, QuantizedTensor, as_matrix, choose_qparams, quantize_affine, to_groups
+from .quant import (
+    FP16_MAX,
+    FP16_MIN_NORMAL,
+    QuantizedTensor,
+    as_matrix,
+    check_bits,
+    check_group_size,
+    choose_qparams,
+    quantize_affine,
+    to_groups,
+)
 
 BLOCK_ELEMS = 1 << 16  # weights per block: small enough that a block's temporaries stay in cache
 CLIP_GRID = tuple(1.0 - 0.025 * i for i in range(29))  # range shrink factors tried by --clip: 1.0 .. 0.3
@@ -22,10 +32,8 @@ class RTNConfig:
     clip: bool = field(default=False, metadata={"help": "search the range shrink that minimises each group's MSE"})
 
     def __post_init__(self):
-        if self.bits not in PACK_BITS:
-            raise QcoreError(f"bits must be one of {', '.join(map(str, PACK_BITS))}; got {self.bits}")
-        if not isinstance(self.group_size, int) or self.group_size < 0:
-            raise QcoreError(f"group_size must be 0 (per-channel) or a positive integer; got {self.group_size}")
+        check_bits(self.bits, PACK_BITS)
+        check_group_size(self.group_size)
 
 
 def check_finite(W: torch.Tensor, name: str = "tensor") -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import QcoreError
-from .quant import QuantizedTensor, to_groups
+from .quant import QuantizedTensor, check_bits, check_group_size, to_groups
 from .rtn import prepare_weights
 
 SEQ_BITS = (2, 3, 4)
@@ -33,10 +33,8 @@ class SEQConfig:
     qat_lr: float = field(default=1e-4, metadata={"help": "QAT learning rate (Adam)"})
 
     def __post_init__(self):
-        if self.bits not in SEQ_BITS:
-            raise QcoreError(f"seq bits must be one of {', '.join(map(str, SEQ_BITS))}; got {self.bits}")
-        if not isinstance(self.group_size, int) or self.group_size < 0:
-            raise QcoreError(f"group_size must be 0 (per-channel) or a positive integer; got {self.group_size}")
+        check_bits(self.bits, SEQ_BITS, "seq bits")
+        check_group_size(self.group_size)
         if self.refine < 0:
             raise QcoreError(f"refine must be >= 0; got {self.refine}")
         if self.qat_steps < 0 or not self.qat_lr > 0:
