@@ -53,11 +53,18 @@ def _csv(s: str) -> list[str]:
     return [x.strip() for x in s.split(",") if x.strip()]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes exit 2 with one line on stderr, like every other bad input (--help still prints usage)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .presets import PRESETS
     from .registry import METHODS
 
-    p = argparse.ArgumentParser(prog="python -m qcore", description="Post-training weight quantization lab")
+    p = OneLineParser(prog="python -m qcore", description="Post-training weight quantization lab")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("report", help="the reference report's scaling table")
@@ -117,19 +124,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+COMMON_HELP = {
+    "bits": "code width (2, 3, 4, 8)",
+    "group_size": "input columns per scale; 0 = per-channel",
+    "sym": "symmetric quantization (--no-sym: asymmetric)",
+    "clip": "MSE-optimal clipping search",
+    "target_bpw": "bits-per-weight budget (methods that allocate bits)",
+}
+
+
+def method_option_specs() -> dict[str, dict]:
+    """Every option a method lets the user set, once per name, with the methods that take it (the registry's)."""
+    from .registry import METHODS
+
+    specs: dict[str, dict] = {}
+    for m in METHODS.values():
+        for opt in m.options():
+            if not opt["fixed"]:
+                spec = specs.setdefault(opt["name"], {**opt, "methods": {}})
+                spec["methods"][m.name] = opt["default"]
+    return specs
+
+
 def _add_method_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bits", type=int, help="code width (2, 3, 4, 8)")
-    p.add_argument("--group-size", type=int, help="input columns per scale; 0 = per-channel")
-    p.add_argument("--sym", action="store_true", default=None, help="symmetric quantization")
-    p.add_argument("--clip", action="store_true", default=None, help="MSE-optimal clipping search")
-    p.add_argument("--target-bpw", type=float, help="bits-per-weight budget (methods that allocate bits)")
+    """One flag per registry option (--group-size for group_size); unset flags keep each method's default."""
+    for name, spec in method_option_specs().items():
+        defaults = ", ".join(f"{m} {d}" for m, d in spec["methods"].items())
+        text = COMMON_HELP.get(name) or spec["help"] or name
+        kw: dict = {"default": None, "help": f"{text}; default {defaults}"}
+        if spec["type"] == "bool":
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = {"int": int, "float": float}.get(spec["type"], str)
+            kw["metavar"] = name.upper()  # the method's config checks the value, with its own message
+        p.add_argument("--" + name.replace("_", "-"), **kw)
 
 
 def _options(args) -> dict:
-    opts = {"bits": args.bits, "group_size": args.group_size, "sym": args.sym, "clip": args.clip}
-    if args.target_bpw is not None:
-        opts["target_bpw"] = args.target_bpw
-    return {k: v for k, v in opts.items() if v is not None}
+    """The method options given on the command line (the method's config says which it takes)."""
+    return {k: getattr(args, k) for k in method_option_specs() if getattr(args, k, None) is not None}
 
 
 def cmd_run(args) -> int:
@@ -142,7 +175,14 @@ def cmd_run(args) -> int:
         raise QcoreError(f"--out must name a .parquet file, got '{args.out}'")
     policy = Policy(not args.keep_head, args.quantize_embeddings, args.include, args.exclude)
     res = run(
-        model, args.method, _options(args), policy, args.codec, args.out, progress_bar(f"{model.name} {args.method}")
+        model,
+        args.method,
+        _options(args),
+        policy,
+        args.codec,
+        args.out,
+        progress_bar(f"{model.name} {args.method}"),
+        keep=False,  # only the record is needed: stream tensor by tensor
     )
     rec = res.record
     if args.json:
@@ -155,11 +195,15 @@ def cmd_run(args) -> int:
 def summary_line(rec: dict) -> str:
     from .report import fmt_bytes, fmt_cos, fmt_db
 
+    if rec["output_cosine"] is None and rec.get("synthetic_output_cosine") is not None:
+        output = f"synthetic-input output cosine {fmt_cos(rec['synthetic_output_cosine'])}"
+    else:
+        output = f"output cosine {fmt_cos(rec['output_cosine'])}"
     return (
         f"{rec['source']} {rec['method']}: {fmt_bytes(rec['fp16_bytes'])} -> {fmt_bytes(rec['quantized_bytes'])} "
         f"({rec['compression_ratio']:.2f}x, theoretical {rec['theoretical_ratio']:.2f}x, {rec['bpw']:.3f} bpw), "
         f"weight cosine {fmt_cos(rec['weight_cosine'])} ({rec['quality']}), SQNR {fmt_db(rec['sqnr_db'])}, "
-        f"output cosine {fmt_cos(rec['output_cosine'])}, {rec['quant_seconds']:.4f} s on {rec['threads']} threads"
+        f"{output}, {rec['quant_seconds']:.4f} s on {rec['threads']} threads"
     )
 
 

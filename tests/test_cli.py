@@ -107,6 +107,8 @@ def test_run_writes_the_artifact(tmp_path):
         (("report", "--methods", "int8,bogus"), "unknown method 'bogus'"),
         (("extrapolate", "--params", "0", "--method", "int2"), "--params must be a positive whole number"),
         (("extrapolate", "--arch", "GPT-5", "--method", "int2"), "unknown architecture 'GPT-5'"),
+        (("run", "--preset", "small", "--method", "rtn", "--iters", "5"), "method 'rtn' has no option iters"),
+        (("run", "--preset", "small", "--method", "hqq", "--lp-norm", "x"), "--lp-norm: invalid float value"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, message):
@@ -115,6 +117,59 @@ def test_bad_input_exits_2_with_one_line(args, message):
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+def changed(method, opt) -> list:
+    """Values other than the default that the method accepts for this option."""
+    from qcore.errors import QcoreError
+
+    v = opt["default"]
+    if isinstance(v, bool):
+        candidates = [not v]
+    elif opt["choices"]:
+        candidates = [c for c in opt["choices"] if c != v]
+    else:
+        candidates = [v * 2, v + 1, v - 1, type(v)(v / 2)]
+    ok = []
+    for c in candidates:
+        try:
+            method.make_config(**{opt["name"]: c})
+        except QcoreError:
+            continue
+        ok.append(c)
+    return ok[:1]
+
+
+def test_every_registry_option_is_a_flag_and_the_dashboard_line_parses_back():
+    """Everything the sidebar can set, the CLI takes: the line the page shows parses to the same config."""
+    from qcore.cli import _options, build_parser
+    from qcore.registry import METHODS
+    from ui.views import cli_command
+
+    parser = build_parser()
+    checked = 0
+    for name, method in METHODS.items():
+        free = [o for o in method.options() if not o["fixed"]]
+        defaults = {o["name"]: o["default"] for o in free}
+        variants = [defaults] + [{**defaults, o["name"]: c} for o in free for c in changed(method, o)]
+        for opts in variants:
+            line = cli_command(("preset", "small"), name, tuple(opts.items()))
+            args = parser.parse_args(line.split()[3:])
+            assert args.method == name
+            assert method.make_config(**_options(args)) == method.make_config(**opts), line
+            checked += 1
+    assert checked > 2 * len(METHODS)
+
+
+def test_method_specific_flags_reach_the_config():
+    proc = qcore("run", "--preset", "small", "--method", "gptq", "--no-act-order", "--damp", "0.05", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    assert rec["config"]["act_order"] is False and rec["config"]["damp"] == 0.05
+    proc = qcore("run", "--preset", "small", "--method", "hqq", "--bits", "2", "--iters", "0", "--json")
+    hqq0 = json.loads(proc.stdout)
+    proc = qcore("run", "--preset", "small", "--method", "rtn", "--bits", "2", "--group-size", "64", "--json")
+    assert hqq0["weight_cosine"] == pytest.approx(json.loads(proc.stdout)["weight_cosine"], abs=1e-12)  # 0 iters = RTN
 
 
 def test_methods_lists_the_registry():
@@ -151,3 +206,23 @@ def test_extrapolate_a_parameter_count():
     doc = json.loads(proc.stdout)
     assert abs(doc["params"] - 7e9) / 7e9 < 0.05
     assert 1.9 < doc["compression_ratio"] < 2.0
+
+
+def test_run_streams_without_holding_the_quantized_model(monkeypatch, capsys):
+    """`run` needs only the record: it asks the pipeline not to keep tensors (the 1B bench measures the memory)."""
+    import qcore.pipeline
+    from qcore.cli import main
+
+    seen = {}
+    real = qcore.pipeline.run
+
+    def spy(*args, **kw):
+        seen.update(kw)
+        res = real(*args, **kw)
+        seen["held"] = len(res.quantized)
+        return res
+
+    monkeypatch.setattr(qcore.pipeline, "run", spy)
+    assert main(["run", "--preset", "small", "--method", "int8", "--json"]) == 0
+    assert seen["keep"] is False and seen["held"] == 0
+    assert json.loads(capsys.readouterr().out)["params"] == PARAMS["small"]

@@ -200,10 +200,11 @@ def cli_command(ref, method: str, options, codec: str = "none", policy_key=model
     else:
         source = f"--weights {shlex.quote(ref[2])}"
     parts = ["python -m qcore run", source, f"--method {method}"]
+    defaults = {opt["name"]: opt["default"] for opt in get_method(method).options()}
     for name, value in options:
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
-            parts += [flag] if value else []
+            parts += [flag] if value else [f"--no-{flag[2:]}"] if defaults.get(name) else []
         else:
             parts.append(f"{flag} {value}")
     if codec != "none":
