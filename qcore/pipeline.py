@@ -109,7 +109,8 @@ def quantize_model(
             t0 = time.perf_counter()
             try:
                 if m.needs_calibration:
-                    out[name] = m.quantize(W, config, H=layer_hessian(model, current, name))
+                    H = lookup_hessian(W) if name in model.embeddings else layer_hessian(model, current, name)
+                    out[name] = m.quantize(W, config, H=H)
                     current[name] = dequantize(out[name])
                 else:
                     out[name] = m.quantize(W, config)
@@ -121,6 +122,16 @@ def quantize_model(
         if progress:
             progress(i + 1, len(names), name)
     return out, seconds
+
+
+def lookup_hessian(W: torch.Tensor) -> torch.Tensor:
+    """The Hessian of an embedding table: the identity (dim, dim).
+
+    A lookup copies one row, so every output element depends on one weight and no two columns interact:
+    the Hessian over the columns is diagonal, and GPTQ's error feedback vanishes (it rounds to nearest on
+    its own grid). Token frequencies would only weight rows, which column-wise feedback cannot use.
+    """
+    return torch.eye(W.shape[-1])
 
 
 def layer_hessian(model: Model, tensors: dict[str, torch.Tensor], name: str) -> torch.Tensor:

@@ -147,6 +147,21 @@ def test_task_dequantizes_quantized_entries_itself(charlm, charlm_runs):
     assert charlm_runs["rtn"].record["task"] == task(model.tensors, quantized)  # what the pipeline reports
 
 
+def test_gptq_quantizes_embedding_tables_by_rounding_on_its_own_grid(charlm):
+    """A lookup mixes no columns: GPTQ's Hessian there is the identity, so its codes are RTN's on the same grid."""
+    from qcore.pipeline import Policy
+
+    model, _ = charlm
+    opts = {"bits": 4, "group_size": 64}
+    res = run(model, "gptq", opts, Policy(quantize_embeddings=True), keep=True)
+    rtn = run(model, "rtn", opts, Policy(quantize_embeddings=True), keep=True)
+    for name in model.embeddings:
+        g, r = res.quantized[name], rtn.quantized[name]
+        assert isinstance(g, QuantizedTensor) and g.method == "gptq"
+        assert torch.equal(g.q, r.q) and torch.equal(g.scale, r.scale) and torch.equal(g.zero, r.zero), name
+    assert res.record["task"]["perplexity"] < 1.1 * res.record["task"]["perplexity_ref"]
+
+
 def test_checkpoints_hold_float16_weights_and_their_config():
     for name, cfg in T.CONFIGS.items():
         with safe_open(str(T.checkpoint_path(name)), framework="pt") as f:
