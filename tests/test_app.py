@@ -160,7 +160,11 @@ def test_quantize_large_int2_shows_what_the_cli_prints():
     assert len(charts(at)) == 3  # per-layer cosines, level histogram, size breakdown
     assert {b.key for b in at.get("download_button")} == {"q_dl_parquet", "q_dl_json"}
     assert layers_table(at).shape[0] == len(expected["layers"])
+    assert "Predicted cosine" in layers_table(at).columns  # min-max int2 has the uniform-noise prediction
     assert summary(at).shape[0] == 6  # the model summary: 3 weights quantized, 3 biases kept FP16
+    at.selectbox(key="method").set_value("int8")
+    at.button(key="q_run").click().run(timeout=TIMEOUT)
+    assert "Predicted cosine" not in layers_table(at).columns  # symmetric: no prediction, no column of blanks
 
 
 def test_rtn_options_reach_the_run_like_cli_flags():

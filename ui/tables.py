@@ -85,7 +85,10 @@ def layers_frame(rec: dict) -> pd.DataFrame:
         row[t("col_range_std")] = la["range_std"]
         row[t("col_predicted")] = la["predicted_cosine"]
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if df.empty or df[t("col_predicted")].isna().all():  # no min-max model for this method: no column of blanks
+        df = df.drop(columns=[t("col_predicted")], errors="ignore")
+    return df
 
 
 # ---- accuracy axes: cosines and any numeric task metric ---------------------------------------
