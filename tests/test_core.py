@@ -83,6 +83,15 @@ def test_record_figures_are_consistent():
     assert 0 < rec["output_cosine"] <= 1 and rec["threads"] >= 1
 
 
+@pytest.mark.parametrize(("method", "keep"), [("int8", True), ("rtn", False), ("mixed", True), ("gptq", False)])
+def test_fp16_bytes_counted_in_the_run_equal_a_separate_fp16_artifact(method, keep):
+    from qcore.pipeline import fp16_baseline_bytes
+
+    model = load_preset("medium")
+    rec = run(model, method, keep=keep).record
+    assert rec["fp16_bytes"] == fp16_baseline_bytes(model)
+
+
 def test_policy_keeps_the_head_in_fp16():
     rec = run(load_preset("small"), "int2", policy=Policy(quantize_head=False)).record
     assert [la["name"] for la in rec["layers"]] == ["fc1.weight", "fc2.weight"]
