@@ -27,6 +27,7 @@ from .quant import (
     choose_qparams,
     num_groups,
     to_groups,
+    with_scale_dtype,
 )
 from .rtn import prepare_weights
 
@@ -227,11 +228,7 @@ def quantize_gptq(W: torch.Tensor, cfg: GPTQConfig, H: torch.Tensor | None = Non
         perm = torch.argsort(torch.diagonal(H32), descending=True, stable=True)  # (in,)
         H32 = H32[perm[:, None], perm]  # (in, in)
     U = inverse_cholesky(H32, cfg.damp)  # (in, in)
-    try:
-        q, scale, zero = _run(W2, U, perm, cfg, torch.float16)
-        scale = scale.half()
-    except OverflowError:
-        q, scale, zero = _run(W2, U, perm, cfg, torch.float32)
+    q, scale, zero = with_scale_dtype(lambda dtype: _run(W2, U, perm, cfg, dtype))
     if not bool(torch.isfinite(scale).all()):
         raise QcoreError("the weights' range overflows float32 (values near 3.4e38); rescale the tensor first")
     zero = zero[:1, :1].to(torch.uint8) if cfg.sym else zero.to(torch.uint8)

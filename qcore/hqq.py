@@ -20,7 +20,16 @@ import torch
 
 from .errors import QcoreError
 from .packing import PACK_BITS
-from .quant import FP16_MAX, FP16_MIN_NORMAL, QuantizedTensor, check_bits, check_group_size, choose_qparams, to_groups
+from .quant import (
+    FP16_MAX,
+    FP16_MIN_NORMAL,
+    QuantizedTensor,
+    check_bits,
+    check_group_size,
+    choose_qparams,
+    to_groups,
+    with_scale_dtype,
+)
 from .rtn import prepare_weights
 
 # Weights per row block. Below torch's parallel grain (32768) every op runs on the calling thread: on a
@@ -170,11 +179,7 @@ def quantize_hqq(W: torch.Tensor, cfg: HQQConfig) -> QuantizedTensor:
     when a scale leaves float16's normal range), zero (out, G) float16, a real number, not an integer.
     """
     W2 = prepare_weights(W)  # (out, in)
-    try:
-        q, scale, zero = _quantize_rows(W2, cfg, torch.float16)
-        scale = scale.half()
-    except OverflowError:
-        q, scale, zero = _quantize_rows(W2, cfg, torch.float32)
+    q, scale, zero = with_scale_dtype(lambda dtype: _quantize_rows(W2, cfg, dtype))
     if not bool(torch.isfinite(scale).all()):
         raise QcoreError("the weights' range overflows float32 (values near 3.4e38); rescale the tensor first")
     return QuantizedTensor(q, scale, zero.half(), cfg.bits, cfg.group_size, tuple(W.shape), "hqq", asdict(cfg))

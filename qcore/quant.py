@@ -12,6 +12,7 @@ convention says so in its docstring (a code book replaces `q - zero` with `codeb
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -32,6 +33,16 @@ def check_group_size(group_size: int) -> None:
     """0 (per-channel) or a positive number of input columns per scale."""
     if not isinstance(group_size, int) or group_size < 0:
         raise QcoreError(f"group_size must be 0 (per-channel) or a positive integer; got {group_size}")
+
+
+def with_scale_dtype(quantize_rows: Callable[[torch.dtype], tuple]) -> tuple:
+    """(q, scale, zero) from `quantize_rows(scale_dtype)`: float16 scales, or float32 ones where a scale leaves
+    float16's normal range (the quantizer raises OverflowError, and the whole tensor is redone in float32)."""
+    try:
+        q, scale, zero = quantize_rows(torch.float16)
+        return q, scale.half(), zero
+    except OverflowError:
+        return quantize_rows(torch.float32)
 
 
 def as_matrix(W: torch.Tensor) -> torch.Tensor:

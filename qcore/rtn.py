@@ -18,6 +18,7 @@ from .quant import (
     choose_qparams,
     quantize_affine,
     to_groups,
+    with_scale_dtype,
 )
 
 BLOCK_ELEMS = 1 << 16  # weights per block: small enough that a block's temporaries stay in cache
@@ -101,11 +102,7 @@ def quantize_rtn(W: torch.Tensor, cfg: RTNConfig, method: str = "rtn") -> Quanti
     A row that group_size does not divide is padded: its last group is shorter.
     """
     W2 = prepare_weights(W)  # (out, in)
-    try:
-        q, scale, zero = _quantize_rows(W2, cfg, torch.float16)
-        scale = scale.half()
-    except OverflowError:
-        q, scale, zero = _quantize_rows(W2, cfg, torch.float32)
+    q, scale, zero = with_scale_dtype(lambda dtype: _quantize_rows(W2, cfg, dtype))
     zero = zero[:1, :1].to(torch.uint8) if cfg.sym else zero.to(torch.uint8)
     config = {"bits": cfg.bits, "group_size": cfg.group_size, "sym": cfg.sym, "clip": cfg.clip}
     return QuantizedTensor(q, scale, zero, cfg.bits, cfg.group_size, tuple(W.shape), method, config)
