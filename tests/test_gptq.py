@@ -11,16 +11,7 @@ from qcore.quant import choose_qparams, dequantize
 from qcore.rtn import RTNConfig, quantize_rtn
 from qcore.storage import load, save
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run these small problems on one thread: on a busy 2-core machine every parallel region of a tiny
-    op waits for a time slice (measured: GPTQ on 64 x 256 took 0.04 s on one thread, 0.4-0.7 s on two).
-    Thread count does not change what is asserted."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: see conftest.one_thread
 
 
 def correlated_inputs(rows: int, n: int, seed: int = 0) -> torch.Tensor:

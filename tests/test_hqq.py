@@ -10,15 +10,7 @@ from qcore.quant import dequantize
 from qcore.rtn import RTNConfig, quantize_rtn
 from qcore.storage import load, save
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run these problems on one thread: on a busy 2-core machine every parallel region of a small op
-    waits for a time slice. Thread count does not change what is asserted."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: see conftest.one_thread
 
 
 def gaussian(out: int, n: int, seed: int = 0) -> torch.Tensor:

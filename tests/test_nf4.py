@@ -9,22 +9,14 @@ from qcore.nf4 import NF4Config, nearest_code, quantize_nf4
 from qcore.quant import dequantize
 from qcore.storage import load, save
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: see conftest.one_thread
+
 NF4_PUBLISHED = [
     -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453,
     -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
     0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
     0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
 ]  # fmt: skip
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run these small problems on one thread: on a busy 2-core machine every parallel region of a small
-    op waits for a time slice. Thread count does not change what is asserted."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def gaussian(out: int, n: int, seed: int = 0) -> torch.Tensor:
