@@ -9,10 +9,10 @@ import time
 
 import torch
 
-from qcore.gptq import GPTQConfig, quantize_gptq
-from qcore.metrics import cosine
-from qcore.quant import dequantize
-from qcore.rtn import RTNConfig, quantize_rtn
+from qcore.measure.metrics import cosine
+from qcore.methods.gptq import GPTQConfig, quantize_gptq
+from qcore.methods.quant import dequantize
+from qcore.methods.rtn import RTNConfig, quantize_rtn
 
 CASES = ((4096, 4096, 2048), (1024, 1024, 2048))  # (out, in, calibration rows)
 CONFIG = GPTQConfig(bits=4, group_size=128, act_order=True)

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from qcore import PRESETS
-from qcore.report import render_markdown, rows_to_csv
+from qcore.analysis.report import render_markdown, rows_to_csv
 from ui import cache, views
 from ui.i18n import lang, t
 from ui.sidebar import method_options, selection

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from qcore import METHODS, PRESETS
-from qcore.report import trend_lines
+from qcore.analysis.report import trend_lines
 from ui import cache, figures, tables, views
 from ui.i18n import lang, t
 from ui.sidebar import method_options, selection

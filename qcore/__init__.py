@@ -1,15 +1,15 @@
 """qcore: post-training weight quantization, Parquet artifacts and metrics. No UI imports here."""
 
+from .analysis.report import render_markdown, scaling_rows, write_report
 from .errors import QcoreError
-from .metrics import ErrorSums, cosine, quality_band
-from .packing import pack_codes, unpack_codes
-from .pipeline import Policy, RunResult, quantize_model, run
-from .presets import PRESETS, Model, load_preset
-from .quant import QuantizedTensor, choose_qparams, dequantize, quantize_affine
-from .registry import METHODS, Method, get_method
-from .report import render_markdown, scaling_rows, write_report
-from .rtn import RTNConfig, quantize_rtn
-from .storage import ArtifactStats, ArtifactWriter, from_table, load, save, to_table
+from .formats.packing import pack_codes, unpack_codes
+from .formats.storage import ArtifactStats, ArtifactWriter, from_table, load, save, to_table
+from .measure.metrics import ErrorSums, cosine, quality_band
+from .measure.pipeline import Policy, RunResult, quantize_model, run
+from .methods.quant import QuantizedTensor, choose_qparams, dequantize, quantize_affine
+from .methods.registry import METHODS, Method, get_method
+from .methods.rtn import RTNConfig, quantize_rtn
+from .models.presets import PRESETS, Model, load_preset
 
 __all__ = [
     "METHODS", "PRESETS", "ArtifactStats", "ArtifactWriter", "ErrorSums", "Method", "Model", "Policy",

@@ -61,8 +61,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .presets import PRESETS
-    from .registry import METHODS
+    from .methods.registry import METHODS
+    from .models.presets import PRESETS
 
     p = OneLineParser(prog="python -m qcore", description="Post-training weight quantization lab")
     sub = p.add_subparsers(dest="command", required=True)
@@ -135,7 +135,7 @@ COMMON_HELP = {
 
 def method_option_specs() -> dict[str, dict]:
     """Every option a method lets the user set, once per name, with the methods that take it (the registry's)."""
-    from .registry import METHODS
+    from .methods.registry import METHODS
 
     specs: dict[str, dict] = {}
     for m in METHODS.values():
@@ -166,9 +166,9 @@ def _options(args) -> dict:
 
 
 def cmd_run(args) -> int:
-    from .pipeline import Policy, run
-    from .presets import load_model
-    from .readers import read_weights
+    from .formats.readers import read_weights
+    from .measure.pipeline import Policy, run
+    from .models.presets import load_model
 
     model = load_model(args.preset) if args.preset else read_weights(args.weights)
     if args.out and not args.out.endswith(".parquet"):
@@ -193,7 +193,7 @@ def cmd_run(args) -> int:
 
 
 def summary_line(rec: dict) -> str:
-    from .report import fmt_bytes, fmt_cos, fmt_db
+    from .analysis.report import fmt_bytes, fmt_cos, fmt_db
 
     if rec["output_cosine"] is None and rec.get("synthetic_output_cosine") is not None:
         output = f"synthetic-input output cosine {fmt_cos(rec['synthetic_output_cosine'])}"
@@ -208,15 +208,15 @@ def summary_line(rec: dict) -> str:
 
 
 def cmd_report(args) -> int:
-    from .presets import model_names
-    from .registry import get_method
-    from .report import scaling_rows, write_report
+    from .analysis.report import scaling_rows, write_report
+    from .methods.registry import get_method
+    from .models.presets import model_names
 
     presets, methods = _csv(args.presets), _csv(args.methods)
     for name in presets:
         if name not in model_names():
             raise QcoreError(f"unknown preset '{name}'; choose from {', '.join(model_names())}")
-    from .report import parse_spec
+    from .analysis.report import parse_spec
 
     for spec in methods:
         get_method(parse_spec(spec)[0])
@@ -237,7 +237,7 @@ def cmd_report(args) -> int:
 def cmd_extrapolate(args) -> int:
     from pathlib import Path
 
-    from .arch import (
+    from .analysis.archs import (
         SizePolicy,
         arch_from_config,
         arch_from_params,
@@ -247,7 +247,7 @@ def cmd_extrapolate(args) -> int:
         kv_cache_bytes,
         predict_accuracy,
     )
-    from .report import fmt_bytes, fmt_cos
+    from .analysis.report import fmt_bytes, fmt_cos
 
     if args.arch:
         arch = get_arch(args.arch)
@@ -297,7 +297,7 @@ def cmd_extrapolate(args) -> int:
 
 
 def cmd_archs(args) -> int:
-    from .arch import ARCHS, arch_summary
+    from .analysis.archs import ARCHS, arch_summary
 
     doc = [arch_summary(a) for a in ARCHS.values()]
     if args.json:
@@ -309,7 +309,7 @@ def cmd_archs(args) -> int:
 
 
 def cmd_methods(args) -> int:
-    from .registry import METHODS
+    from .methods.registry import METHODS
 
     doc = [
         {"name": m.name, "summary": m.summary, "needs_calibration": m.needs_calibration, "options": m.options()}
@@ -327,8 +327,8 @@ def cmd_methods(args) -> int:
 def cmd_presets(args) -> int:
     import math
 
-    from .presets import PRESETS, load_preset
-    from .trained import CONFIGS, TRAINED, expected_shapes
+    from .models.presets import PRESETS, load_preset
+    from .models.trained import CONFIGS, TRAINED, expected_shapes
 
     doc = []
     for name in PRESETS:

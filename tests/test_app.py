@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 import qcore
 from qcore import Method, RTNConfig, quantize_rtn
-from qcore.report import fmt_bytes, fmt_cos, fmt_db, render_markdown
+from qcore.analysis.report import fmt_bytes, fmt_cos, fmt_db, render_markdown
 from ui import cache
 from ui.i18n import TEXT
 
@@ -376,7 +376,7 @@ def test_extrapolate_qwen3_int2_shows_the_real_ratio_its_reason_and_the_clis_fig
 
 
 def test_extrapolate_rtn_and_policy_equal_direct_qcore_calls():
-    from qcore.arch import SizePolicy, arch_sizes, fit_accuracy, get_arch, predict_accuracy
+    from qcore.analysis.archs import SizePolicy, arch_sizes, fit_accuracy, get_arch, predict_accuracy
 
     at = start()
     go(at, "extrapolate")
@@ -395,7 +395,7 @@ def test_extrapolate_rtn_and_policy_equal_direct_qcore_calls():
 
 
 def test_extrapolate_takes_a_pasted_config_and_a_parameter_count():
-    from qcore.arch import SizePolicy, arch_from_config, arch_from_params, arch_sizes
+    from qcore.analysis.archs import SizePolicy, arch_from_config, arch_from_params, arch_sizes
 
     config = {"_name_or_path": "my-decoder", "hidden_size": 1536, "intermediate_size": 4096, "num_hidden_layers": 12,
               "num_attention_heads": 12, "num_key_value_heads": 4, "vocab_size": 50_000, "tie_word_embeddings": True}  # fmt: skip
@@ -424,7 +424,7 @@ def test_extrapolate_takes_a_pasted_config_and_a_parameter_count():
 
 
 def test_extrapolate_memory_what_if_checks_each_budget():
-    from qcore.arch import get_arch, kv_cache_bytes
+    from qcore.analysis.archs import get_arch, kv_cache_bytes
 
     at = extrapolate(start())
     at.number_input(key="x_context").set_value(32_768)
@@ -650,7 +650,7 @@ def test_a_method_that_needs_calibration_is_refused_for_weights_without_code(tmp
 
 
 def test_sensitivity_heatmap_is_rtn_at_each_width(tmp_path):
-    from qcore.readers import read_weights
+    from qcore.formats.readers import read_weights
 
     path = weights(tmp_path)
     at = upload(start(), path)
@@ -691,7 +691,7 @@ def test_a_server_folder_file_runs_like_the_cli(tmp_path, monkeypatch):
 
 def task_model():
     """A preset-like MLP whose task reports an agreement rate (higher is better) and a logit MSE (lower)."""
-    from qcore.presets import mlp_forward
+    from qcore.models.presets import mlp_forward
 
     g = torch.Generator().manual_seed(3)
     tensors = {"fc1.weight": torch.randn(64, 16, generator=g) * 0.25, "fc1.bias": torch.zeros(64),

@@ -3,7 +3,7 @@
 import pytest
 
 from qcore import QcoreError, load_preset, run
-from qcore.arch import (
+from qcore.analysis.archs import (
     ARCHS,
     SizePolicy,
     arch_from_config,

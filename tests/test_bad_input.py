@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 
-from qcore import pipeline
 from qcore.errors import QcoreError
-from qcore.presets import Model
-from qcore.quant import QuantizedTensor
-from qcore.registry import METHODS, get_method
-from qcore.rtn import RTNConfig, quantize_rtn
-from qcore.storage import load
+from qcore.formats.storage import load
+from qcore.measure import pipeline
+from qcore.methods.quant import QuantizedTensor
+from qcore.methods.registry import METHODS, get_method
+from qcore.methods.rtn import RTNConfig, quantize_rtn
+from qcore.models.presets import Model
 
 
 def weights(out: int = 8, n: int = 16, seed: int = 0) -> torch.Tensor:

@@ -311,7 +311,7 @@ def same(a, b) -> bool:
 def test_real_checkpoint_upload_gives_the_cli_figures(page):
     """A new user's path: drop a real model.safetensors, run three methods, copy the CLI line the page shows,
     run it, and find the same figures (KPIs as shown, and the downloaded JSON record field by field)."""
-    from qcore.report import fmt_bytes, fmt_cos, fmt_db
+    from qcore.analysis.report import fmt_bytes, fmt_cos, fmt_db
 
     path = real_checkpoint()
     open_page(page, "Quantize", "Quantize a model")

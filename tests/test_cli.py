@@ -143,7 +143,7 @@ def changed(method, opt) -> list:
 def test_every_registry_option_is_a_flag_and_the_dashboard_line_parses_back():
     """Everything the sidebar can set, the CLI takes: the line the page shows parses to the same config."""
     from qcore.cli import _options, build_parser
-    from qcore.registry import METHODS
+    from qcore.methods.registry import METHODS
     from ui.views import cli_command
 
     parser = build_parser()
@@ -210,11 +210,11 @@ def test_extrapolate_a_parameter_count():
 
 def test_run_streams_without_holding_the_quantized_model(monkeypatch, capsys):
     """`run` needs only the record: it asks the pipeline not to keep tensors (the 1B bench measures the memory)."""
-    import qcore.pipeline
+    import qcore.measure.pipeline
     from qcore.cli import main
 
     seen = {}
-    real = qcore.pipeline.run
+    real = qcore.measure.pipeline.run
 
     def spy(*args, **kw):
         seen.update(kw)
@@ -222,7 +222,7 @@ def test_run_streams_without_holding_the_quantized_model(monkeypatch, capsys):
         seen["held"] = len(res.quantized)
         return res
 
-    monkeypatch.setattr(qcore.pipeline, "run", spy)
+    monkeypatch.setattr(qcore.measure.pipeline, "run", spy)
     assert main(["run", "--preset", "small", "--method", "int8", "--json"]) == 0
     assert seen["keep"] is False and seen["held"] == 0
     assert json.loads(capsys.readouterr().out)["params"] == PARAMS["small"]

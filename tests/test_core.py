@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from qcore import ErrorSums, Policy, cosine, get_method, load_preset, quality_band, run
-from qcore.analyse import naive_extrapolation, pareto_front
-from qcore.inspect import group_levels, group_weights, level_usage
-from qcore.metrics import predicted_cosine, range_in_std
-from qcore.presets import mlp_widths
+from qcore.analysis.levels import group_levels, group_weights, level_usage
+from qcore.analysis.sweep import naive_extrapolation, pareto_front
+from qcore.measure.metrics import predicted_cosine, range_in_std
+from qcore.models.presets import mlp_widths
 
 
 @pytest.mark.parametrize(("name", "params"), [("small", 10_976), ("medium", 172_928), ("large", 2_756_096)])
@@ -85,7 +85,7 @@ def test_record_figures_are_consistent():
 
 @pytest.mark.parametrize(("method", "keep"), [("int8", True), ("rtn", False), ("mixed", True), ("gptq", False)])
 def test_fp16_bytes_counted_in_the_run_equal_a_separate_fp16_artifact(method, keep):
-    from qcore.pipeline import fp16_baseline_bytes
+    from qcore.measure.pipeline import fp16_baseline_bytes
 
     model = load_preset("medium")
     rec = run(model, method, keep=keep).record

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from qcore.errors import QcoreError
-from qcore.gptq import GPTQConfig, inverse_cholesky, inverse_upper, quantize_gptq
-from qcore.quant import choose_qparams, dequantize
-from qcore.rtn import RTNConfig, quantize_rtn
-from qcore.storage import load, save
+from qcore.formats.storage import load, save
+from qcore.methods.gptq import GPTQConfig, inverse_cholesky, inverse_upper, quantize_gptq
+from qcore.methods.quant import choose_qparams, dequantize
+from qcore.methods.rtn import RTNConfig, quantize_rtn
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: see conftest.one_thread
 

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from qcore.errors import QcoreError
-from qcore.hqq import HQQConfig, quantize_hqq, shrink_lp
-from qcore.metrics import cosine
-from qcore.quant import dequantize
-from qcore.rtn import RTNConfig, quantize_rtn
-from qcore.storage import load, save
+from qcore.formats.storage import load, save
+from qcore.measure.metrics import cosine
+from qcore.methods.hqq import HQQConfig, quantize_hqq, shrink_lp
+from qcore.methods.quant import dequantize
+from qcore.methods.rtn import RTNConfig, quantize_rtn
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: see conftest.one_thread
 
@@ -147,7 +147,7 @@ def test_deterministic_and_input_untouched():
 def test_row_blocks_do_not_change_the_result(monkeypatch):
     W = gaussian(300, 128, seed=9)
     small = quantize_hqq(W, HQQConfig(bits=2, group_size=64))
-    monkeypatch.setattr("qcore.hqq.BLOCK_ELEMS", 1 << 22)  # one block for everything
+    monkeypatch.setattr("qcore.methods.hqq.BLOCK_ELEMS", 1 << 22)  # one block for everything
     big = quantize_hqq(W, HQQConfig(bits=2, group_size=64))
     assert torch.equal(small.q, big.q) and torch.equal(small.zero, big.zero)
 

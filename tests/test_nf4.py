@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from qcore.errors import QcoreError
-from qcore.metrics import cosine
-from qcore.nf4 import NF4Config, nearest_code, quantize_nf4
-from qcore.quant import dequantize
-from qcore.storage import load, save
+from qcore.formats.storage import load, save
+from qcore.measure.metrics import cosine
+from qcore.methods.nf4 import NF4Config, nearest_code, quantize_nf4
+from qcore.methods.quant import dequantize
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: see conftest.one_thread
 

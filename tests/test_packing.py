@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qcore.errors import QcoreError
-from qcore.packing import PACK_BITS, pack_codes, packed_nbytes, unpack_codes
+from qcore.formats.packing import PACK_BITS, pack_codes, packed_nbytes, unpack_codes
 
 LENGTHS = (0, 1, 2, 3, 7, 8, 9, 15, 17, 1000, 1001)
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from qcore.metrics import cosine
-from qcore.quant import dequantize
-from qcore.rtn import RTNConfig, quantize_rtn
+from qcore.measure.metrics import cosine
+from qcore.methods.quant import dequantize
+from qcore.methods.rtn import RTNConfig, quantize_rtn
 
 BITS = (2, 3, 4, 8)
 

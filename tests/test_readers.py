@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from qcore import QcoreError, dequantize, load, run
-from qcore.pipeline import Policy
-from qcore.readers import read_weights, server_path
+from qcore.formats.readers import read_weights, server_path
+from qcore.measure.pipeline import Policy
 
 
 def st_bytes(header: dict, data: bytes) -> bytes:

@@ -5,7 +5,7 @@ import copy
 import pytest
 
 from qcore import render_markdown, scaling_rows
-from qcore.report import rows_to_csv, trend_lines
+from qcore.analysis.report import rows_to_csv, trend_lines
 
 SECTIONS_EN = ["## Summary", "## Results", "### Beside the reference report", "## Key findings",
                "### 1. Compression ratio", "### 2. Accuracy", "### 3. Quantization time", "## Where the bytes go",

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from qcore import QcoreError, dequantize, get_method, load, load_preset, run
-from qcore.metrics import cosine
-from qcore.mixed import MixedConfig, quantize_mixed
-from qcore.quant import MixedTensor
-from qcore.seq import SEQConfig, quantize_seq
+from qcore.measure.metrics import cosine
+from qcore.methods.mixed import MixedConfig, quantize_mixed
+from qcore.methods.quant import MixedTensor
+from qcore.methods.seq import SEQConfig, quantize_seq
 
 
 def gaussian(out=256, n=512, seed=0):
@@ -131,7 +131,7 @@ def test_mixed_config_is_validated():
 
 def trainable_mlp(seed=0):
     """A small MLP whose training loss is matching its own FP32 outputs (distillation), for QAT."""
-    from qcore.presets import Model, mlp_forward
+    from qcore.models.presets import Model, mlp_forward
 
     gen = torch.Generator().manual_seed(seed)
     tensors = {
@@ -164,7 +164,7 @@ def test_qat_lowers_the_task_error_of_seq_ptq():
 
 
 def test_qat_with_zero_steps_is_exactly_ptq():
-    from qcore.qat import qat_seq
+    from qcore.methods.qat import qat_seq
 
     model = trainable_mlp()
     chosen = {k: v for k, v in model.tensors.items() if v.dim() == 2}
@@ -176,7 +176,7 @@ def test_qat_with_zero_steps_is_exactly_ptq():
 
 
 def test_fake_quant_matches_the_stored_quantizer():
-    from qcore.qat import fake_quant_seq
+    from qcore.methods.qat import fake_quant_seq
 
     W = gaussian(16, 96)
     qt = quantize_seq(W, SEQConfig(group_size=32))

@@ -8,13 +8,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from qcore import pipeline, storage
 from qcore.errors import QcoreError
-from qcore.packing import packed_nbytes
-from qcore.presets import load_preset
-from qcore.quant import QuantizedTensor, dequantize
-from qcore.rtn import RTNConfig, quantize_rtn
-from qcore.storage import ArtifactWriter, load, save
+from qcore.formats import storage
+from qcore.formats.packing import packed_nbytes
+from qcore.formats.storage import ArtifactWriter, load, save
+from qcore.measure import pipeline
+from qcore.methods.quant import QuantizedTensor, dequantize
+from qcore.methods.rtn import RTNConfig, quantize_rtn
+from qcore.models.presets import load_preset
 
 COLUMNS = [
     "name", "encoding", "method", "config", "shape", "dtype", "bits", "group_size", "row_start", "rows",

@@ -10,8 +10,8 @@ import torch
 from safetensors import safe_open
 
 from qcore import QcoreError, QuantizedTensor, dequantize, run
-from qcore import train as TR
-from qcore import trained as T
+from qcore.models import train as TR
+from qcore.models import trained as T
 
 needs_sklearn = pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="needs scikit-learn")
 DIGITS = ["digits-small", "digits-medium", "digits-large"]
@@ -149,7 +149,7 @@ def test_task_dequantizes_quantized_entries_itself(charlm, charlm_runs):
 
 def test_gptq_quantizes_embedding_tables_by_rounding_on_its_own_grid(charlm):
     """A lookup mixes no columns: GPTQ's Hessian there is the identity, so its codes are RTN's on the same grid."""
-    from qcore.pipeline import Policy
+    from qcore.measure.pipeline import Policy
 
     model, _ = charlm
     opts = {"bits": 4, "group_size": 64}

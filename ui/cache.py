@@ -19,9 +19,9 @@ from typing import Any
 import streamlit as st
 
 import qcore
-from qcore.analyse import sweep as qcore_sweep
-from qcore.presets import load_model
-from qcore.report import scaling_rows
+from qcore.analysis.report import scaling_rows
+from qcore.analysis.sweep import sweep as qcore_sweep
+from qcore.models.presets import load_model
 
 Options = tuple[tuple[str, Any], ...]  # sorted (name, value) pairs: a hashable options dict
 Spec = tuple[str, Options]  # (method, options)

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from qcore import METHODS, QcoreError, get_method
-from qcore.arch import (
+from qcore.analysis.archs import (
     ARCHS,
     AccuracyFit,
     Arch,
@@ -28,8 +28,8 @@ from qcore.arch import (
     kv_cache_bytes,
     predict_accuracy,
 )
-from qcore.reference import REFERENCE_PREDICTIONS
-from qcore.report import fmt_bytes, fmt_cos
+from qcore.analysis.reference import REFERENCE_PREDICTIONS
+from qcore.analysis.report import fmt_bytes, fmt_cos
 from ui.cache import CALLS, Options, Spec, as_options
 from ui.i18n import t
 from ui.sidebar import method_options

@@ -11,8 +11,8 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from qcore.arch import KINDS, SizePolicy
-from qcore.report import fmt_bytes
+from qcore.analysis.archs import KINDS, SizePolicy
+from qcore.analysis.report import fmt_bytes
 from ui.extrap import GIB, sqnr_to_cosine
 from ui.figures import PALETTE, layout
 from ui.i18n import t

@@ -26,9 +26,9 @@ import streamlit as st
 import torch
 
 from qcore import Model, Policy, QcoreError
-from qcore.presets import load_model
-from qcore.readers import read_safetensors_header, read_weights, server_files, server_path
-from qcore.report import fmt_bytes
+from qcore.analysis.report import fmt_bytes
+from qcore.formats.readers import read_safetensors_header, read_weights, server_files, server_path
+from qcore.models.presets import load_model
 from ui.i18n import t
 
 ModelRef = tuple  # see the module docstring

@@ -13,8 +13,8 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from qcore import METHODS, QcoreError, get_method
-from qcore.presets import model_names
-from qcore.report import fmt_bytes
+from qcore.analysis.report import fmt_bytes
+from qcore.models.presets import model_names
 from ui import models
 from ui.cache import Options, as_options
 from ui.i18n import LANGS, carry_choices, t, t_or

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pandas as pd
 
 from qcore import METHODS, Model, RunResult
-from qcore.analyse import pareto_front
-from qcore.inspect import group_levels, group_weights, level_usage
-from qcore.reference import reference_row
-from qcore.report import fmt_bytes, fmt_cos, fmt_db
+from qcore.analysis.levels import group_levels, group_weights, level_usage
+from qcore.analysis.reference import reference_row
+from qcore.analysis.report import fmt_bytes, fmt_cos, fmt_db
+from qcore.analysis.sweep import pareto_front
 from ui.cache import Options, Spec, as_options
 from ui.i18n import band, t
 

@@ -13,7 +13,7 @@ import streamlit as st
 
 from qcore import Model, QcoreError, RunResult, get_method
 from qcore.cli import jsonable
-from qcore.readers import WEIGHTS_DIR_ENV
+from qcore.formats.readers import WEIGHTS_DIR_ENV
 from ui import figures, models, tables
 from ui.i18n import band, t
 

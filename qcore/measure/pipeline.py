@@ -11,13 +11,13 @@ from pathlib import Path
 
 import torch
 
-from .errors import QcoreError
+from ..errors import QcoreError
+from ..formats.storage import ArtifactStats, ArtifactWriter
+from ..methods.quant import MixedTensor, QuantizedTensor, dequantize, slice_rows
+from ..methods.registry import get_method
+from ..methods.rtn import check_finite
+from ..models.presets import Model
 from .metrics import ErrorSums, cosine, predicted_cosine, quality_band, range_in_std
-from .presets import Model
-from .quant import MixedTensor, QuantizedTensor, dequantize, slice_rows
-from .registry import get_method
-from .rtn import check_finite
-from .storage import ArtifactStats, ArtifactWriter
 
 Progress = Callable[[int, int, str], None]  # (done, total, label)
 

@@ -1,7 +1,7 @@
 """Small models trained on real data, with task metrics: an MLP on scikit-learn's handwritten digits and a
 character-level transformer LM on the Python standard library's docstrings (data/README.md).
 
-Weights live in qcore/checkpoints/NAME.safetensors, stored as float16 and upcast to float32 on load, so the
+Weights live in qcore/models/checkpoints/NAME.safetensors, stored as float16 and upcast to float32 on load, so the
 reference model is exactly representable in the FP16 baseline. Everything that is not a weight (the digits'
 input standardisation, the config, the corpus digest, the training stats) sits in the file's string metadata,
 so `Model.tensors` holds weights only and every ratio counts the same tensors. The splits are fixed: a seeded
@@ -27,12 +27,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import QcoreError
+from ..errors import QcoreError
+from ..methods.quant import MixedTensor, QuantizedTensor, dequantize
 from .presets import Model
-from .quant import MixedTensor, QuantizedTensor, dequantize
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-CORPUS = Path(__file__).resolve().parent.parent / "data" / "stdlib_docstrings.txt"
+CORPUS = Path(__file__).resolve().parents[2] / "data" / "stdlib_docstrings.txt"
 VOCAB = "\n" + "".join(chr(c) for c in range(32, 127))  # newline + printable ASCII: the corpus alphabet
 TRAIN_FRACTION = 0.9  # the LM trains on the first 90% of the corpus and is measured on the rest
 
@@ -247,7 +247,7 @@ def charlm_forward(
 def corpus_ids() -> torch.Tensor:
     """The whole corpus as character ids (n,) int64. Raises QcoreError if the file is missing or off-alphabet."""
     if not CORPUS.exists():
-        raise QcoreError(f"the LM corpus {CORPUS} is missing; rebuild it with `python -m qcore.train corpus`")
+        raise QcoreError(f"the LM corpus {CORPUS} is missing; rebuild it with `python -m qcore.models.train corpus`")
     text = CORPUS.read_bytes()
     table = np.full(256, -1, dtype=np.int64)
     table[np.frombuffer(VOCAB.encode("ascii"), dtype=np.uint8)] = np.arange(len(VOCAB))

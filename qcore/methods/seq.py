@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import QcoreError
+from ..errors import QcoreError
 from .quant import QuantizedTensor, check_bits, check_group_size, to_groups
 from .rtn import prepare_weights
 

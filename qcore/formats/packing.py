@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import QcoreError
+from ..errors import QcoreError
 
 PACK_BITS = (2, 3, 4, 8)
 BIT_ORDER = "lsb-first bit stream, row-major codes"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import QcoreError
+from ..errors import QcoreError
 from .quant import QuantizedTensor, as_matrix, to_groups
 from .seq import SEQConfig, quantize_seq, seq_codes
 

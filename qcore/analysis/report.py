@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 
-from .errors import QcoreError
-from .metrics import quality_band
-from .pipeline import Progress, run
-from .presets import PRESETS, load_model
+from ..errors import QcoreError
+from ..formats.storage import save
+from ..measure.metrics import quality_band
+from ..measure.pipeline import Progress, run
+from ..models.presets import PRESETS, load_model
 from .reference import REFERENCE_DATE, reference_row
-from .storage import save
 
 MIB = 1024**2
 GIB = 1024**3

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .errors import QcoreError
-from .packing import PACK_BITS
+from ..errors import QcoreError
+from ..formats.packing import PACK_BITS
 from .quant import (
     FP16_MAX,
     FP16_MIN_NORMAL,

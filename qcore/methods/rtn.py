@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import QcoreError
-from .packing import PACK_BITS
+from ..errors import QcoreError
+from ..formats.packing import PACK_BITS
 from .quant import (
     FP16_MAX,
     FP16_MIN_NORMAL,

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import QcoreError
-from .presets import Model
+from ..errors import QcoreError
+from ..models.presets import Model
 
 MAX_HEADER = 100 * 1000 * 1000  # bytes of safetensors JSON header we accept
 MAX_NPZ_RATIO = 200  # uncompressed / compressed bytes beyond which an .npz member is a bomb
@@ -245,7 +245,7 @@ def _eager_model(name: str, found: dict[str, torch.Tensor]) -> Model:
 
 
 def _parquet_model(p: Path) -> Model:
-    from .quant import MixedTensor, QuantizedTensor, dequantize
+    from ..methods.quant import MixedTensor, QuantizedTensor, dequantize
     from .storage import load
 
     items = load(p)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .errors import QcoreError
-from .quant import QuantizedTensor, as_matrix, effective_group
+from ..errors import QcoreError
+from ..methods.quant import QuantizedTensor, as_matrix, effective_group
 
 
 def group_levels(qt: QuantizedTensor, row: int, group: int = 0) -> torch.Tensor:

@@ -1,10 +1,10 @@
-"""Training for the models in qcore.trained, and the LM corpus build. CPU only, seeded, a few minutes at most.
+"""Training for the models in qcore.models.trained, and the LM corpus build. CPU only, seeded, a few minutes at most.
 
-    python -m qcore.train digits    # digits-small, digits-medium, digits-large (seconds)
-    python -m qcore.train charlm    # the character LM (a few minutes on 2 cores)
-    python -m qcore.train corpus    # rebuild data/stdlib_docstrings.txt from this Python's standard library
+    python -m qcore.models.train digits    # digits-small, digits-medium, digits-large (seconds)
+    python -m qcore.models.train charlm    # the character LM (a few minutes on 2 cores)
+    python -m qcore.models.train corpus    # rebuild data/stdlib_docstrings.txt from this Python's standard library
 
-Each run writes qcore/checkpoints/NAME.safetensors atomically (temp file, then rename). Progress goes to a
+Each run writes qcore/models/checkpoints/NAME.safetensors atomically (temp file, then rename). Progress goes to a
 callback; only the command line prints, to stderr.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import QcoreError
+from ..errors import QcoreError
 from .trained import (
     CONFIGS,
     CORPUS,
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     choices = list(dict.fromkeys([*GROUPS, *CONFIGS, "corpus"]))
     if len(args) != 1 or args[0] not in choices:
-        print(f"usage: python -m qcore.train {{{'|'.join(choices)}}}", file=sys.stderr)
+        print(f"usage: python -m qcore.models.train {{{'|'.join(choices)}}}", file=sys.stderr)
         return 2
     if args[0] == "corpus":
         text = build_corpus()

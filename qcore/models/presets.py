@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import torch
 
-from .errors import QcoreError
+from ..errors import QcoreError
 
 # d for each preset; layer widths are d/4 -> d/2 -> d -> 2d, biases included.
 PRESETS = {"small": 64, "medium": 256, "large": 1024}

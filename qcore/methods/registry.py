@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .errors import QcoreError
+from ..errors import QcoreError
 from .gptq import GPTQConfig, quantize_gptq
 from .hqq import HQQConfig, quantize_hqq
 from .mixed import MixedConfig, quantize_mixed, quantize_mixed_model

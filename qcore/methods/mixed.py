@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import QcoreError
+from ..errors import QcoreError
 from .quant import MixedTensor, QuantizedTensor, as_matrix
 from .seq import SEQ_BITS, SEQConfig, quantize_seq
 
@@ -114,7 +114,7 @@ def quantize_mixed_model(
 
     `others` are the tensors stored as FP16; they count towards the file and the parameter total.
     """
-    from .storage import save  # storage imports quant; keep this module importable on its own
+    from ..formats.storage import save  # storage imports quant; keep this module importable on its own
 
     params = sum(t.numel() for t in selected.values()) + sum(t.numel() for t in others.values())
     target_bytes = cfg.target_bpw * params / 8

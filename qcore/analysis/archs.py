@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .errors import QcoreError
+from ..errors import QcoreError
 
 KINDS = ("embedding", "attention", "mlp", "norm", "head")
 
@@ -186,7 +186,7 @@ class SizePolicy:
 
 def _proxy(method: str, options: tuple, n: int):
     """The method's output on a 2-row proxy with `n` columns: its codes, scale and zero layouts."""
-    from .registry import get_method
+    from ..methods.registry import get_method
 
     m = get_method(method)
     cfg = m.make_config(**dict(options))
@@ -198,9 +198,9 @@ def _proxy(method: str, options: tuple, n: int):
 
 def tensor_bytes(method: str, options: dict, shape: tuple[int, ...]) -> tuple[int, int]:
     """(payload, metadata) bytes of one quantized tensor, by the storage's own rules."""
-    from .packing import packed_nbytes
-    from .quant import MixedTensor, num_groups
-    from .storage import CHUNK_BYTES
+    from ..formats.packing import packed_nbytes
+    from ..formats.storage import CHUNK_BYTES
+    from ..methods.quant import MixedTensor, num_groups
 
     out, n = shape[0], math.prod(shape[1:])
     qt, cfg = _proxy(method, tuple(sorted(options.items())), n)
@@ -270,8 +270,8 @@ def _container_bytes(skeleton: list[tuple[str, int, bool]], method: str | None, 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .registry import get_method
-    from .storage import _STRING_COLUMNS, FILE_METADATA, ROW_GROUP_BYTES, SCHEMA
+    from ..formats.storage import _STRING_COLUMNS, FILE_METADATA, ROW_GROUP_BYTES, SCHEMA
+    from ..methods.registry import get_method
 
     config = "{}"
     if method is not None:
@@ -382,8 +382,8 @@ def _combine(pairs) -> float:
 
 def fit_accuracy(method: str, options: dict | None = None, presets=("small", "medium", "large")) -> AccuracyFit:
     """Measure the presets with the method and fit its SQNR trend; back-test on the largest preset."""
-    from .pipeline import run
-    from .presets import load_preset
+    from ..measure.pipeline import run
+    from ..models.presets import load_preset
 
     per_preset = []
     for name in presets:

@@ -46,9 +46,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from .errors import QcoreError
+from ..errors import QcoreError
+from ..methods.quant import MixedTensor, QuantizedTensor, dequantize
 from .packing import BIT_ORDER, pack_codes, unpack_codes
-from .quant import MixedTensor, QuantizedTensor, dequantize
 
 FORMAT_VERSION = "1"
 CODECS = ("none", "zstd")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .errors import QcoreError
+from ..errors import QcoreError
 
 FP16_MAX = 65504.0
 FP16_MIN_NORMAL = 2.0**-14

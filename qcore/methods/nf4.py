@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .errors import QcoreError
+from ..errors import QcoreError
 from .quant import QuantizedTensor, check_group_size, dequantize, to_groups
 from .rtn import RTNConfig, prepare_weights, quantize_rtn
 
