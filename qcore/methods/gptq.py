@@ -12,46 +12,36 @@ up to float rounding, not the result. Codes follow the package's affine conventi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
 from ..errors import QcoreError
-from ..formats.packing import PACK_BITS
-from .quant import (
-    FP16_MAX,
-    FP16_MIN_NORMAL,
-    QuantizedTensor,
-    check_bits,
-    check_group_size,
-    choose_qparams,
-    num_groups,
-    to_groups,
-    with_scale_dtype,
-)
-from .rtn import prepare_weights
+from .common import check_bits, check_group_size, check_scales, prepare_weights, round_, with_scale_dtype
+from .quant import CODE_BITS, QuantizedTensor, choose_qparams, num_groups, to_groups
 
 DAMP_RETRIES = 4  # Cholesky attempts: damp, 10x, 100x, 1000x before giving up
 INV_LEAF = 256  # inverse_upper solves blocks this small directly
-# x + M - M rounds float32 x to the nearest integer, ties to even, exactly as torch.round does for
-# |x| < 2**22 (larger values clamp to the same code either way). torch.round runs on threads at any
-# size, and on a busy machine a threaded op on one column waits for time slices (milliseconds).
-ROUND_MAGIC = 1.5 * 2**23
 
 
 @dataclass(frozen=True)
 class GPTQConfig:
-    bits: int = field(default=4, metadata={"help": "code width", "choices": PACK_BITS})
+    """GPTQ's options. damp defaults to 0.1 (10% of H's mean diagonal), not the paper's 0.01: the lab calibrates
+    on small splits (digits-large: 1,297 rows for 1,024-wide layers), where 1% fits the calibration rows more
+    closely but generalises worse (held-out top-1 0.972 against 0.974 at 10%, 3-bit g128). One default, here, for
+    the library, the CLI and the dashboard."""
+
+    bits: int = field(default=4, metadata={"help": "code width", "choices": CODE_BITS})
     group_size: int = field(default=128, metadata={"help": "input columns per scale; 0 = per-channel"})
     sym: bool = field(default=False, metadata={"help": "symmetric (zero fixed at 2**(bits-1)) instead of min-max"})
     act_order: bool = field(
         default=True, metadata={"help": "quantize columns in order of decreasing Hessian diagonal (static groups)"}
     )
-    damp: float = field(default=0.01, metadata={"help": "added to H's diagonal, as a fraction of its mean"})
+    damp: float = field(default=0.1, metadata={"help": "added to H's diagonal, as a fraction of its mean"})
     block_size: int = field(default=128, metadata={"help": "columns per lazy batch update (speed only)"})
 
     def __post_init__(self):
-        check_bits(self.bits, PACK_BITS)
+        check_bits(self.bits, CODE_BITS)
         check_group_size(self.group_size)
         if not isinstance(self.damp, int | float) or not math.isfinite(self.damp) or self.damp <= 0:
             raise QcoreError(f"damp must be a positive number (a fraction of H's mean diagonal); got {self.damp}")
@@ -109,13 +99,6 @@ def inverse_cholesky(H: torch.Tensor, damp: float) -> torch.Tensor:
     )
 
 
-def _fits(scale: torch.Tensor, scale_dtype) -> bool:
-    """False when a float16 scale is outside float16's normal range (float32 scales are checked at the end)."""
-    if scale_dtype != torch.float16:
-        return True
-    return bool((scale.max() <= FP16_MAX) & (scale.min() >= FP16_MIN_NORMAL))
-
-
 # GPTQ, Algorithm 1 of Frantar et al. 2022 (lazy batch updates, Cholesky reformulation), on the transposed
 # weights: row c of Wt is column c of W, so the per-column work reads and writes contiguous memory.
 # Inside a block each column gathers the errors of the block's earlier columns in one matrix-vector
@@ -160,13 +143,12 @@ def gptq_loop(
             elif c % g == 0:
                 slab = torch.addmm(Wt[c : c + g], U[i1:c, c : c + g].T, E1[:i], alpha=-1)  # (<= g, out) up to date
                 s, z = choose_qparams(slab.T, bits, sym, 1.0, scale_dtype)  # (out,), (out,)
-                if not _fits(s, scale_dtype):
-                    raise OverflowError
+                check_scales(s, scale_dtype)
                 scale[c // g], zero[c // g] = s, z
             w, err = W1[i], E1[i]  # (out,), (out,)
             if i:
                 w.addmv_(E1[:i].T, U1[:i, i], alpha=-1)  # the errors of this block's earlier columns
-            torch.div(w, s, out=w_hat).add_(ROUND_MAGIC).sub_(ROUND_MAGIC).add_(z).clamp_(0, maxq)  # = round
+            round_(torch.div(w, s, out=w_hat)).add_(z).clamp_(0, maxq)
             Qt[c] = w_hat
             w_hat.sub_(z).mul_(s)
             torch.sub(w, w_hat, out=err).div_(U1[i, i])
@@ -177,8 +159,7 @@ def gptq_loop(
 def static_qparams(W: torch.Tensor, cfg: GPTQConfig, scale_dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Scale and zero of every group of the original W (out, in), chosen before the loop. Returns (G, out) each."""
     scale, zero = choose_qparams(to_groups(W, cfg.group_size), cfg.bits, cfg.sym, 1.0, scale_dtype)  # (out, G)
-    if not _fits(scale, scale_dtype):
-        raise OverflowError
+    check_scales(scale, scale_dtype)
     return scale.T.contiguous(), zero.T.contiguous()  # (G, out)
 
 
@@ -199,7 +180,7 @@ def _run(W: torch.Tensor, U: torch.Tensor, perm: torch.Tensor | None, cfg: GPTQC
     return Qt.T.contiguous(), scale.T.contiguous(), zero.T.contiguous()  # (out, in), (out, G), (out, G)
 
 
-def quantize_gptq(W: torch.Tensor, cfg: GPTQConfig, H: torch.Tensor | None = None) -> QuantizedTensor:
+def quantize_gptq(W: torch.Tensor, cfg: GPTQConfig, *, H: torch.Tensor | None = None) -> QuantizedTensor:
     """GPTQ quantization of a weight tensor (two or more dims, viewed as (out, in)) given H (in, in).
 
     H: the layer's Hessian proxy 2 X^T X / n, float32 or float64. An input that is always 0 (H[i, i] == 0)
@@ -208,7 +189,7 @@ def quantize_gptq(W: torch.Tensor, cfg: GPTQConfig, H: torch.Tensor | None = Non
     inputs conditioned up to 1e5 a float64 factorization gave the same layer objective to 4 digits,
     at twice the time.
 
-    Groups. Without act_order, a group's scale and zero are chosen by min-max (asym) or absmax (sym) on the
+    Groups. Without act_order, a group's scale and zero are chosen by min-max (asym) or signed absmax (sym) on the
     group's error-updated weights when the loop reaches its first column, as in the paper. With act_order
     and groups, columns are visited out of order, so the groups are "static": each original group's
     scale and zero are chosen up-front from the original W and every column uses its own group's. This
@@ -229,7 +210,5 @@ def quantize_gptq(W: torch.Tensor, cfg: GPTQConfig, H: torch.Tensor | None = Non
         H32 = H32[perm[:, None], perm]  # (in, in)
     U = inverse_cholesky(H32, cfg.damp)  # (in, in)
     q, scale, zero = with_scale_dtype(lambda dtype: _run(W2, U, perm, cfg, dtype))
-    if not bool(torch.isfinite(scale).all()):
-        raise QcoreError("the weights' range overflows float32 (values near 3.4e38); rescale the tensor first")
     zero = zero[:1, :1].to(torch.uint8) if cfg.sym else zero.to(torch.uint8)
-    return QuantizedTensor(q, scale, zero, cfg.bits, cfg.group_size, tuple(W.shape), "gptq", asdict(cfg))
+    return QuantizedTensor(q, scale, zero, cfg.bits, cfg.group_size, tuple(W.shape))

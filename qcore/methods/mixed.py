@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import QcoreError
-from .quant import MixedTensor, QuantizedTensor, as_matrix
+from .common import as_matrix
+from .contract import ModelJob
+from .quant import MixedTensor, QuantizedTensor
 from .seq import SEQ_BITS, SEQConfig, quantize_seq
 
 FIT_ROUNDS = 8
@@ -52,7 +54,7 @@ def _candidates(W: torch.Tensor, cfg: MixedConfig) -> _Candidates:
     by_bits, err = {}, {}
     for b in range(cfg.min_bits, cfg.max_bits + 1):
         qt = quantize_seq(W2, SEQConfig(bits=b, group_size=0))
-        W_hat = (qt.q.float() - qt.zero.float()) * qt.scale.float()  # (out, in)
+        W_hat = qt.dequantize()  # (out, in)
         by_bits[b] = qt
         err[b] = (W2 - W_hat).double().square().sum(1)  # (out,)
     return _Candidates(tuple(W.shape), W2.shape[1], by_bits, err)
@@ -85,46 +87,39 @@ def _allocate(cands: list[_Candidates], cfg: MixedConfig, budget_bits: float) ->
     return widths
 
 
-def _assemble(c: _Candidates, widths: torch.Tensor, cfg: MixedConfig, method: str) -> MixedTensor:
+def _assemble(c: _Candidates, widths: torch.Tensor) -> MixedTensor:
     parts = {}
     for b, qt in c.by_bits.items():
         rows = widths == b
         if bool(rows.any()):
             out_b = int(rows.sum())
-            parts[b] = QuantizedTensor(
-                qt.q[rows], qt.scale[rows], qt.zero, b, 0, (out_b, c.in_features), method, qt.config
-            )
-    config = {"target_bpw": cfg.target_bpw, "min_bits": cfg.min_bits, "max_bits": cfg.max_bits}
-    return MixedTensor(widths, parts, c.shape, method, config)
+            parts[b] = QuantizedTensor(qt.q[rows], qt.scale[rows], qt.zero, b, 0, (out_b, c.in_features))
+    return MixedTensor(widths, parts, c.shape)
 
 
-def quantize_mixed(W: torch.Tensor, cfg: MixedConfig, method: str = "mixed") -> MixedTensor:
-    """One tensor on its own: its payload plus scales and widths fit target_bpw x its weights."""
+def quantize_mixed(W: torch.Tensor, cfg: MixedConfig, *, H: torch.Tensor | None = None) -> MixedTensor:
+    """One tensor on its own (H is unused): its payload plus scales and widths fit target_bpw x its weights."""
     c = _candidates(W, cfg)
     out = c.err[cfg.min_bits].shape[0]
     overhead = out * (16 + 8)  # a float16 scale and a uint8 width per row
     budget = cfg.target_bpw * out * c.in_features - overhead - cfg.min_bits * out * c.in_features
-    return _assemble(c, _allocate([c], cfg, budget)[0], cfg, method)
+    return _assemble(c, _allocate([c], cfg, budget)[0])
 
 
-def quantize_mixed_model(
-    model, selected: dict[str, torch.Tensor], others: dict[str, torch.Tensor], cfg: MixedConfig, method: str = "mixed"
-) -> dict[str, MixedTensor]:
+def quantize_mixed_model(job: ModelJob, cfg: MixedConfig) -> dict[str, MixedTensor]:
     """Allocate widths across all selected tensors so the whole artifact file meets target_bpw.
 
-    `others` are the tensors stored as FP16; they count towards the file and the parameter total.
+    The kept tensors are stored as FP16; they count towards the file and the parameter total.
     """
-    from ..formats.storage import save  # storage imports quant; keep this module importable on its own
-
+    selected, others = job.selected, job.kept
     params = sum(t.numel() for t in selected.values()) + sum(t.numel() for t in others.values())
     target_bytes = cfg.target_bpw * params / 8
     names = list(selected)
     cands = [_candidates(selected[n], cfg) for n in names]
 
     def file_bytes(widths: list[torch.Tensor]) -> tuple[int, dict]:
-        items = {n: _assemble(c, w, cfg, method) for n, c, w in zip(names, cands, widths, strict=True)}
-        stats, _ = save(None, {**others, **items})
-        return stats.file_bytes, items
+        items = {n: _assemble(c, w) for n, c, w in zip(names, cands, widths, strict=True)}
+        return job.file_bytes({**others, **items}), items
 
     floor = [torch.full((c.err[cfg.min_bits].shape[0],), cfg.min_bits, dtype=torch.uint8) for c in cands]
     smallest, items = file_bytes(floor)

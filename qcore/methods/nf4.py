@@ -5,19 +5,29 @@ Dettmers, Pagnoni, Holtzman, Zettlemoyer, "QLoRA: Efficient Finetuning of Quanti
 exact 0 (8 positive and 7 negative levels). Each block of `group_size` weights is divided by its absmax,
 and every weight takes the index of the nearest code value.
 
-This departs from the affine convention (W_hat = (q - zero) * scale): here W_hat = codebook[q] * scale,
-scale is the block's absmax (float32, as QLoRA keeps it), and zero is unused (stored as a (1, 1) uint8 0).
+A code book method: W_hat = (codebook[q] - zero) * scale with zero = 0 (stored once as a uint8) and scale the
+block's absmax (float32, as QLoRA keeps it).
+
+Double quantization (QLoRA's "DQ") stores the absmax values themselves in 8 bits: blocks of 256 of them, each
+block divided by its own absmax and coded with the 8-bit dynamic (tree) code of Dettmers 2016 ("8-bit
+approximations for parallelism in deep learning", as bitsandbytes' create_dynamic_map builds it: 0, 1, and per
+decade 10^-6 .. 1 an even split, finer towards 1). QLoRA subtracts the mean absmax first and codes the signed
+remainder; that is accurate when the block maxima are alike and poor when a few rows are far larger (their
+remainder sets the block's step, and small maxima lose most of their digits). Both are tried, and the one with
+the lower mean squared relative error of the absmax values is kept (every block counts alike, so an outlier row
+cannot buy its precision with the others'); the offset is stored as the nested zero, so
+absmax = (code[q] - zero) * scale with zero = -offset / scale.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
 from ..errors import QcoreError
-from .quant import QuantizedTensor, check_group_size, dequantize, to_groups
-from .rtn import RTNConfig, prepare_weights, quantize_rtn
+from .common import check_group_size, prepare_weights
+from .quant import QuantizedTensor, to_groups
 
 # The published NF4 values (QLoRA appendix E; bitsandbytes), each exact in float32.
 NF4_CODES = (
@@ -26,7 +36,7 @@ NF4_CODES = (
     0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224,
     0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
 )  # fmt: skip
-DQ_CONFIG = RTNConfig(bits=8, group_size=256)  # double quantization of the absmax values
+DQ_BLOCK = 256  # absmax values per block of the double quantization (QLoRA's)
 BLOCK_ELEMS = 1 << 20  # weights per row block when choosing codes (bounds the int64 index buffer)
 
 
@@ -34,9 +44,12 @@ BLOCK_ELEMS = 1 << 20  # weights per row block when choosing codes (bounds the i
 class NF4Config:
     group_size: int = field(default=64, metadata={"help": "weights per absmax block; 0 = one block per row"})
     double_quant: bool = field(
-        default=False, metadata={"help": "quantize the absmax scales too (8-bit, blocks of 256), as QLoRA"}
+        default=False,
+        metadata={"help": "quantize the absmax scales too: 8-bit dynamic code, blocks of 256 (QLoRA's DQ)"},
     )
-    bits: int = field(default=4, metadata={"help": "code width (NF4 is a 4-bit code book)", "choices": (4,)})
+    bits: int = field(
+        default=4, metadata={"help": "code width (NF4 is a 4-bit code book)", "choices": (4,), "fixed": True}
+    )
 
     def __post_init__(self):
         check_group_size(self.group_size)
@@ -49,13 +62,25 @@ def nf4_codebook() -> torch.Tensor:
     return torch.tensor(NF4_CODES, dtype=torch.float32)
 
 
+def dynamic_codebook(signed: bool) -> torch.Tensor:
+    """The 256 values of the 8-bit dynamic code, ascending, (256,) float32: 0, 1, and for i = 0..6 the midpoints
+    of an even split of [0.1, 1] into 2**i parts (signed: each with both signs) or 2**(i+1) parts (unsigned),
+    times 10**(i - 6)."""
+    values = [0.0, 1.0]
+    for i in range(7):
+        parts = 2**i if signed else 2 ** (i + 1)
+        mids = [(0.1 + 0.9 * (k + 0.5) / parts) * 10.0 ** (i - 6) for k in range(parts)]
+        values += mids + ([-m for m in mids] if signed else [])
+    return torch.tensor(sorted(values), dtype=torch.float32)
+
+
 def nearest_code(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """Index of the nearest value of an ascending code book for each x, as uint8, same shape as x.
 
     Decision boundaries are the float32 midpoints of neighbouring values; an x exactly on one goes to the
     lower value. Values beyond either end take the end's index.
     """
-    mid = (codebook[1:] + codebook[:-1]) / 2  # (15,)
+    mid = (codebook[1:] + codebook[:-1]) / 2  # (len - 1,)
     flat = x.reshape(-1)
     q = torch.empty(flat.shape, dtype=torch.uint8)
     for i0 in range(0, flat.numel(), BLOCK_ELEMS):
@@ -63,28 +88,59 @@ def nearest_code(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return q.reshape(x.shape)
 
 
-def quantize_nf4(W: torch.Tensor, cfg: NF4Config) -> QuantizedTensor:
-    """NF4 quantization of a weight tensor (two or more dims, viewed as (out, in)); no calibration.
+def quantize_absmax(absmax: torch.Tensor, offset: float) -> QuantizedTensor:
+    """absmax (1, N) float32 - offset, coded with the dynamic code (signed when offset != 0) in blocks of DQ_BLOCK.
+
+    Returns a (1, N) QuantizedTensor whose dequantization (code[q] - zero) * scale approximates absmax: scale
+    (1, B) float32 block maxima of |absmax - offset| (1 where a block is all offset), zero (1, B) float32
+    -offset / scale (0 when offset is 0: the same layout either way, so sizes never depend on the choice).
+    """
+    n = absmax.shape[1]
+    codebook = dynamic_codebook(signed=offset != 0)
+    x = to_groups(absmax - offset, DQ_BLOCK)  # (1, B, b) zero-padded: padding never raises a block's maximum
+    scale = x.abs().amax(-1)  # (1, B)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = nearest_code(x / scale.unsqueeze(-1), codebook).reshape(1, -1)[:, :n].contiguous()  # (1, N)
+    zero = -offset / scale  # (1, B)
+    return QuantizedTensor(q, scale, zero, 8, DQ_BLOCK, (1, n), "dynamic8", {}, codebook)
+
+
+def encode_blocks(Wg: torch.Tensor, scale: torch.Tensor, n: int) -> torch.Tensor:
+    """NF4 codes (out, n) for Wg (out, G, g) against block scales (out, G); a zero scale codes its block as 0."""
+    safe = torch.where(scale != 0, scale, torch.ones_like(scale)).unsqueeze(-1)  # (out, G, 1)
+    x = torch.where(scale.unsqueeze(-1) != 0, Wg / safe, torch.zeros(()))  # (out, G, g) in [-1, 1]
+    return nearest_code(x, nf4_codebook()).reshape(Wg.shape[0], -1)[:, :n].contiguous()  # (out, n)
+
+
+def quantize_nf4(W: torch.Tensor, cfg: NF4Config, *, H: torch.Tensor | None = None) -> QuantizedTensor:
+    """NF4 quantization of a weight tensor (two or more dims, viewed as (out, in)); no calibration, H is unused.
 
     Returns q (out, in) uint8 indices into codebook (16,) float32, scale (out, G) float32 absmax per block,
-    zero (1, 1) uint8 (unused). A block of zeros keeps absmax 0 and dequantizes to zeros. A row that
-    group_size does not divide has a shorter last block.
+    zero (1, 1) uint8 0. A block of zeros keeps absmax 0 and dequantizes to zeros. A row that group_size does not
+    divide has a shorter last block.
 
-    With double_quant the absmax values, viewed as (1, out * G), are quantized by RTN (8-bit, min-max,
-    groups of 256) into scale_q; scale is then their dequantization, and the codes are chosen against
-    that dequantized absmax, so the stored tensor and the one in memory dequantize identically.
+    With double_quant the absmax values, viewed as (1, out * G), go into scale_q (see the module docstring);
+    scale is then their dequantization, and the codes are chosen against that dequantized absmax, so the stored
+    tensor and the one in memory dequantize identically.
     """
     W2 = prepare_weights(W)  # (out, in)
     out, n = W2.shape
     Wg = to_groups(W2, cfg.group_size)  # (out, G, g)
-    scale = Wg.abs().amax(dim=-1)  # (out, G) absmax
-    scale_q = None
-    if cfg.double_quant:
-        scale_q = quantize_rtn(scale.reshape(1, -1), DQ_CONFIG)  # (1, out * G)
-        scale = dequantize(scale_q).reshape(scale.shape)  # (out, G)
-    codebook = nf4_codebook()
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale)).unsqueeze(-1)  # (out, G, 1)
-    x = torch.where(scale.unsqueeze(-1) > 0, Wg / safe, torch.zeros(()))  # (out, G, g) in [-1, 1]
-    q = nearest_code(x, codebook).reshape(out, -1)[:, :n].contiguous()  # (out, in)
+    absmax = Wg.abs().amax(dim=-1)  # (out, G)
     zero = torch.zeros((1, 1), dtype=torch.uint8)
-    return QuantizedTensor(q, scale, zero, 4, cfg.group_size, tuple(W.shape), "nf4", asdict(cfg), codebook, scale_q)
+    if not cfg.double_quant:
+        return QuantizedTensor(encode_blocks(Wg, absmax, n), absmax, zero, 4, cfg.group_size, tuple(W.shape),
+                               codebook=nf4_codebook())  # fmt: skip
+    candidates = [quantize_absmax(absmax.reshape(1, -1), offset) for offset in (0.0, float(absmax.mean()))]
+    scale_q = min(candidates, key=lambda c: relative_error(c.dequantize().reshape(absmax.shape), absmax))
+    scale = scale_q.dequantize().reshape(absmax.shape)  # (out, G)
+    return QuantizedTensor(encode_blocks(Wg, scale, n), scale, zero, 4, cfg.group_size, tuple(W.shape),
+                           codebook=nf4_codebook(), scale_q=scale_q)  # fmt: skip
+
+
+def relative_error(approx: torch.Tensor, exact: torch.Tensor) -> float:
+    """Mean squared relative error over the nonzero entries: every block counts alike, however small its maximum."""
+    nonzero = exact != 0
+    return (
+        float(((approx[nonzero] - exact[nonzero]) / exact[nonzero]).double().square().mean()) if nonzero.any() else 0.0
+    )

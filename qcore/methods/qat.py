@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 
 from ..errors import QcoreError
-from .quant import QuantizedTensor, as_matrix, to_groups
+from .common import FP16_MIN_NORMAL, as_matrix, store_scales
+from .contract import ModelJob
+from .quant import QuantizedTensor, to_groups
 from .seq import SEQConfig, quantize_seq, seq_codes
 
 
@@ -27,19 +29,18 @@ def fake_quant_seq(W: torch.Tensor, scale: torch.Tensor, bits: int, group_size: 
     return (v_q * scale.unsqueeze(-1)).reshape(out, -1)[:, :n]  # (out, in)
 
 
-def qat_seq(
-    model,
-    selected: dict[str, torch.Tensor],
-    kept: dict[str, torch.Tensor],
-    cfg: SEQConfig,
-    method: str = "seq",
-) -> dict[str, QuantizedTensor | torch.Tensor]:
-    """SEQ with `cfg.qat_steps` steps of QAT on model.loss; PTQ alone when the model cannot train."""
-    ptq = {name: quantize_seq(W, cfg, method) for name, W in selected.items()}
+def qat_seq(job: ModelJob, cfg: SEQConfig) -> dict[str, QuantizedTensor | torch.Tensor]:
+    """SEQ with `cfg.qat_steps` steps of QAT on model.loss; PTQ alone when the model cannot train.
+
+    Learned scales stay positive (a group of zeros starts from the smallest float16 normal, so it can learn) and
+    are stored like SEQ's: float16 where they fit, else float32. Kept tensors come back trained, in their dtype.
+    """
+    selected, kept, model = job.selected, job.kept, job.model
+    ptq = {name: quantize_seq(W, cfg) for name, W in selected.items()}
     if cfg.qat_steps == 0 or model.loss is None:
         return ptq
     weights = {n: as_matrix(W).float().clone().requires_grad_(True) for n, W in selected.items()}
-    scales = {n: ptq[n].scale.float().clone().requires_grad_(True) for n in selected}
+    scales = {n: ptq[n].scale.float().clamp(min=FP16_MIN_NORMAL).requires_grad_(True) for n in selected}
     extras = {n: t.float().clone().requires_grad_(t.is_floating_point()) for n, t in kept.items()}
     params = list(weights.values()) + [t for t in extras.values() if t.requires_grad]
     opt = torch.optim.Adam([{"params": params, "lr": cfg.qat_lr}, {"params": list(scales.values()), "lr": cfg.qat_lr}])
@@ -55,16 +56,17 @@ def qat_seq(
         opt.step()
         with torch.no_grad():
             for s in scales.values():
-                s.clamp_(min=2.0**-14)
+                s.clamp_(min=FP16_MIN_NORMAL)
+        if job.progress:
+            job.progress(step + 1, cfg.qat_steps, f"QAT step {step + 1}, loss {loss.item():.4f}")
     out: dict[str, QuantizedTensor | torch.Tensor] = {}
     with torch.no_grad():
         for n, W in weights.items():
-            scale = scales[n].clamp(2.0**-14, 65504.0).half()
+            scale = store_scales(scales[n].detach())  # (out, G)
             q = seq_codes(to_groups(W, cfg.group_size), scale.float(), cfg.bits).reshape(W.shape[0], -1)
             q = q[:, : W.shape[1]].contiguous()  # (out, in)
             p = ptq[n]
-            config = {**p.config, "qat_steps": cfg.qat_steps, "qat_lr": cfg.qat_lr}
-            out[n] = QuantizedTensor(q, scale, p.zero, p.bits, p.group_size, p.shape, method, config)
+            out[n] = QuantizedTensor(q, scale, p.zero, p.bits, p.group_size, p.shape)
         for n, t in extras.items():
             out[n] = t.detach().to(kept[n].dtype)
     return out

@@ -1,74 +1,128 @@
-"""The one method registry: the CLI, the app's selectors and the report read their choices here."""
+"""The one method registry and the one method contract. The CLI, the app's selectors and the report read it.
+
+A method is one entry: a pure function
+
+    quantize(W, cfg, *, H=None) -> Quantized
+
+from a tensor (two or more dims, viewed as (out, in)) and a frozen config to a quantized tensor. H is the
+(in, in) Hessian proxy 2 X^T X / n of the layer's inputs; calibrated methods require it, the others ignore it.
+A method that allocates across tensors (mixed) or trains the model (seq's QAT) also declares a whole-model form
+
+    quantize_model(job: ModelJob, cfg) -> {name: Quantized, or a tensor kept (or trained) in FP16}
+
+Defaults live once, in the config dataclass: a field's metadata carries its help text, its choices and whether
+the method fixes it. The registry validates options, stamps every result with the method's name and its
+config (as a dict), and lists the options for every surface.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from ..errors import QcoreError
+from .contract import ModelJob
 from .gptq import GPTQConfig, quantize_gptq
 from .hqq import HQQConfig, quantize_hqq
 from .mixed import MixedConfig, quantize_mixed, quantize_mixed_model
 from .nf4 import NF4Config, quantize_nf4
 from .qat import qat_seq
-from .quant import QuantizedTensor
-from .rtn import RTNConfig, quantize_rtn
+from .quant import Quantized
+from .rtn import Int2Config, Int8Config, RTNConfig, quantize_rtn
 from .seq import SEQConfig, quantize_seq
 
 
 @dataclass(frozen=True)
+class Option:
+    """One option of a method, as every surface shows it."""
+
+    name: str
+    type: str  # "int", "float" or "bool"
+    default: Any
+    help: str
+    choices: tuple | None  # the allowed values, where the config lists them
+    fixed: bool  # the method pins it; the user may not change it
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "choices": list(self.choices) if self.choices else None}
+
+
+def config_dict(cfg) -> dict:
+    """A config as the plain dict records and artifacts carry."""
+    return dataclasses.asdict(cfg)
+
+
+def never(cfg) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
 class Method:
-    """A quantization method: a pure function from (W, config) to a QuantizedTensor."""
+    """A registered quantization method (see the module docstring for the contract)."""
 
     name: str
     summary: str
-    quantize: Callable[[torch.Tensor, Any], QuantizedTensor]
+    quantize_fn: Callable[..., Quantized]  # (W, cfg, *, H=None) -> Quantized
     config_cls: type
-    defaults: tuple[tuple[str, Any], ...] = ()  # overrides of config_cls's own defaults
-    fixed: frozenset[str] = frozenset()  # options this method pins; the user may not change them
     needs_calibration: bool = False
-    # Optional whole-model form, for methods that allocate across tensors:
-    # quantize_all(model, selected {name: W}, kept_fp16 {name: tensor}, config) -> {name: quantized or tensor}
-    quantize_all: Callable | None = None
+    quantize_model_fn: Callable[[ModelJob, Any], dict] | None = None  # the optional whole-model form
+    # Whether a config is plain min-max RTN, whose error the uniform-noise model predicts per layer.
+    minmax: Callable[[Any], bool] = never
+
+    def quantize(self, W: torch.Tensor, cfg, *, H: torch.Tensor | None = None) -> Quantized:
+        """The method on one tensor, stamped with its name and config."""
+        return self.quantize_fn(W, cfg, H=H).stamped(self.name, config_dict(cfg))
+
+    def quantize_model(self, job: ModelJob, cfg) -> dict[str, Quantized | torch.Tensor]:
+        """The whole-model form, stamped like `quantize`. Only for methods that declare one."""
+        if self.quantize_model_fn is None:
+            raise QcoreError(f"method '{self.name}' quantizes one tensor at a time; it has no whole-model form")
+        stamp = lambda items: {  # noqa: E731
+            n: v.stamped(self.name, config_dict(cfg)) if isinstance(v, Quantized) else v for n, v in items.items()
+        }
+        sized = replace(job, file_bytes=lambda items: job.file_bytes(stamp(items)))  # sizes as they will be stored
+        return stamp(self.quantize_model_fn(sized, cfg))
 
     def make_config(self, **options):
-        """A validated config: defaults, then the user's options (None means 'not given')."""
+        """A validated config: the config class's defaults, then the user's options (None means 'not given')."""
         given = {k: v for k, v in options.items() if v is not None}
-        known = {f.name for f in dataclasses.fields(self.config_cls)}
-        unknown = sorted(set(given) - known)
+        fields = {f.name: f for f in dataclasses.fields(self.config_cls)}
+        unknown = sorted(set(given) - set(fields))
         if unknown:
-            raise QcoreError(
-                f"method '{self.name}' has no option {', '.join(unknown)}; it takes {', '.join(sorted(known))}"
-            )
-        values = dict(self.defaults)
+            takes = ", ".join(sorted(fields)) or "no options"
+            raise QcoreError(f"method '{self.name}' has no option {', '.join(unknown)}; it takes {takes}")
         for k, v in given.items():
-            if k in self.fixed and v != values[k]:
-                raise QcoreError(f"method '{self.name}' fixes {k}={values[k]}; use 'rtn' to choose {k} freely")
-            values[k] = v
-        return self.config_cls(**values)
+            if fields[k].metadata.get("fixed") and v != fields[k].default:
+                raise QcoreError(f"method '{self.name}' fixes {k}={fields[k].default}; use 'rtn' to choose {k} freely")
+        return self.config_cls(**given)
 
-    def options(self) -> list[dict]:
-        """Each option's name, type, default, help, choices and whether it is fixed, for UIs and `methods`."""
-        base = self.config_cls()
-        defaults = dict(self.defaults)
-        rows = []
-        for f in dataclasses.fields(self.config_cls):
-            rows.append(
-                {
-                    "name": f.name,
-                    "type": type(getattr(base, f.name)).__name__,
-                    "default": defaults.get(f.name, getattr(base, f.name)),
-                    "help": f.metadata.get("help", ""),
-                    "choices": list(f.metadata["choices"]) if "choices" in f.metadata else None,
-                    "fixed": f.name in self.fixed,
-                }
+    def takes(self, options: dict) -> dict:
+        """The options of `options` this method lets the user set (shared flags apply only where they fit)."""
+        free = {o.name for o in self.options() if not o.fixed}
+        return {k: v for k, v in options.items() if k in free}
+
+    def defaults(self):
+        """The config with every option at its default."""
+        return self.config_cls()
+
+    def options(self) -> list[Option]:
+        """Each option's name, type, default, help, choices and whether it is fixed."""
+        base = self.defaults()
+        return [
+            Option(
+                f.name,
+                type(getattr(base, f.name)).__name__,
+                getattr(base, f.name),
+                f.metadata.get("help", ""),
+                tuple(f.metadata["choices"]) if "choices" in f.metadata else None,
+                bool(f.metadata.get("fixed")),
             )
-        return rows
+            for f in dataclasses.fields(self.config_cls)
+        ]
 
 
 METHODS: dict[str, Method] = {}
@@ -87,25 +141,20 @@ def get_method(name: str) -> Method:
         raise QcoreError(f"unknown method '{name}'; choose one of: {', '.join(METHODS)}") from None
 
 
-_FIXED_RTN = frozenset({"bits", "group_size", "sym", "clip"})
+def plain_minmax(cfg: RTNConfig) -> bool:
+    return not cfg.sym and not cfg.clip
+
+
 register(
-    Method(
-        "int8",
-        "the reference report's PTQ INT8: RTN, 8-bit, per-channel, symmetric",
-        partial(quantize_rtn, method="int8"),
-        RTNConfig,
-        (("bits", 8), ("group_size", 0), ("sym", True), ("clip", False)),
-        _FIXED_RTN,
-    )
+    Method("int8", "the reference report's PTQ INT8: RTN, 8-bit, per-channel, symmetric", quantize_rtn, Int8Config)
 )
 register(
     Method(
         "int2",
         "the reference report's PTQ INT2: RTN, 2-bit, per-channel, asymmetric min-max",
-        partial(quantize_rtn, method="int2"),
-        RTNConfig,
-        (("bits", 2), ("group_size", 0), ("sym", False), ("clip", False)),
-        _FIXED_RTN,
+        quantize_rtn,
+        Int2Config,
+        minmax=plain_minmax,
     )
 )
 register(
@@ -114,7 +163,7 @@ register(
         "round-to-nearest: 2/3/4/8 bits, per-channel or group-wise, sym or asym, optional MSE clipping",
         quantize_rtn,
         RTNConfig,
-        (("bits", 4), ("group_size", 0), ("sym", False), ("clip", False)),
+        minmax=plain_minmax,
     )
 )
 register(
@@ -124,7 +173,7 @@ register(
         "then QAT where the model can be trained",
         quantize_seq,
         SEQConfig,
-        quantize_all=qat_seq,
+        quantize_model_fn=qat_seq,
     )
 )
 register(
@@ -133,7 +182,7 @@ register(
         "per-row 2/3/4-bit allocation from measured error, meeting a file bits-per-weight budget",
         quantize_mixed,
         MixedConfig,
-        quantize_all=quantize_mixed_model,
+        quantize_model_fn=quantize_mixed_model,
     )
 )
 register(
@@ -142,7 +191,6 @@ register(
         "GPTQ (Frantar et al. 2022): column-by-column rounding with Hessian-weighted error feedback; needs calibration data",
         quantize_gptq,
         GPTQConfig,
-        (("bits", 4), ("group_size", 128), ("sym", False), ("act_order", True), ("damp", 0.1), ("block_size", 128)),
         needs_calibration=True,
     )
 )
@@ -152,10 +200,8 @@ register(
         "half-quadratic quantization (Badri & Shaji 2023): optimises each group's zero for an lp-norm error; no calibration",
         quantize_hqq,
         HQQConfig,
-        (("bits", 4), ("group_size", 64), ("iters", 20), ("lp_norm", 0.7), ("beta", 10.0), ("kappa", 1.01),
-         ("optimize_scale", False)),
     )
-)  # fmt: skip
+)
 register(
     Method(
         "nf4",
@@ -163,7 +209,5 @@ register(
         "optional double quantization",
         quantize_nf4,
         NF4Config,
-        (("group_size", 64), ("double_quant", False), ("bits", 4)),
-        frozenset({"bits"}),
     )
 )

@@ -1,64 +1,58 @@
-"""Round-to-nearest (RTN) quantization, with an optional MSE-optimal clipping search."""
+"""Round-to-nearest (RTN) quantization, with an optional MSE-optimal clipping search; the report's INT8 and INT2."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
 from ..errors import QcoreError
-from ..formats.packing import PACK_BITS
-from .quant import (
-    FP16_MAX,
-    FP16_MIN_NORMAL,
-    QuantizedTensor,
-    as_matrix,
-    check_bits,
-    check_group_size,
-    choose_qparams,
-    quantize_affine,
-    to_groups,
-    with_scale_dtype,
-)
+from .common import check_bits, check_group_size, check_scales, prepare_weights, with_scale_dtype
+from .quant import CODE_BITS, QuantizedTensor, choose_qparams, quantize_affine, to_groups
 
 BLOCK_ELEMS = 1 << 16  # weights per block: small enough that a block's temporaries stay in cache
 CLIP_GRID = tuple(1.0 - 0.025 * i for i in range(29))  # range shrink factors tried by --clip: 1.0 .. 0.3
+FIXED = {"fixed": True}
 
 
 @dataclass(frozen=True)
 class RTNConfig:
-    bits: int = field(default=4, metadata={"help": "code width", "choices": PACK_BITS})
+    bits: int = field(default=4, metadata={"help": "code width", "choices": CODE_BITS})
     group_size: int = field(default=0, metadata={"help": "input columns per scale; 0 = per-channel"})
-    sym: bool = field(default=False, metadata={"help": "symmetric (zero fixed at 2**(bits-1)) instead of min-max"})
+    sym: bool = field(
+        default=False,
+        metadata={"help": "symmetric: zero fixed at 2**(bits-1), all 2**bits levels (Q4_0-style), instead of min-max"},
+    )
     clip: bool = field(default=False, metadata={"help": "search the range shrink that minimises each group's MSE"})
 
     def __post_init__(self):
-        check_bits(self.bits, PACK_BITS)
+        check_bits(self.bits, CODE_BITS)
         check_group_size(self.group_size)
+        for f in fields(self):
+            if f.metadata.get("fixed") and getattr(self, f.name) != f.default:
+                raise QcoreError(
+                    f"{type(self).__name__} fixes {f.name}={f.default}; use RTNConfig to choose {f.name} freely"
+                )
 
 
-def check_finite(W: torch.Tensor, name: str = "tensor") -> None:
-    """Refuse NaN/Inf weights with counts: quantization refuses, it never masks."""
-    if not bool(torch.isfinite(W.sum())) and not bool(torch.isfinite(W).all()):  # a cheap sum first
-        nan = int(torch.isnan(W).sum())
-        inf = int(torch.isinf(W).sum())
-        raise QcoreError(
-            f"{name} has {nan} NaN and {inf} Inf values; quantization refuses non-finite weights "
-            "(repair the checkpoint or exclude the tensor)"
-        )
+@dataclass(frozen=True)
+class Int8Config(RTNConfig):
+    """The reference report's PTQ INT8: 8-bit, per-channel, symmetric. Every option is fixed."""
+
+    bits: int = field(default=8, metadata={"help": "code width", "choices": CODE_BITS, **FIXED})
+    group_size: int = field(default=0, metadata={"help": "input columns per scale; 0 = per-channel", **FIXED})
+    sym: bool = field(default=True, metadata={"help": "symmetric", **FIXED})
+    clip: bool = field(default=False, metadata={"help": "clipping search", **FIXED})
 
 
-def prepare_weights(W: torch.Tensor) -> torch.Tensor:
-    """The checks every method starts with: a (out, in) float32 view of a non-empty, finite tensor."""
-    W2 = as_matrix(W).float()  # (out, in)
-    if W2.numel() == 0:
-        raise QcoreError(f"cannot quantize an empty tensor of shape {tuple(W.shape)}")
-    check_finite(W2)
-    return W2
+@dataclass(frozen=True)
+class Int2Config(RTNConfig):
+    """The reference report's PTQ INT2: 2-bit, per-channel, asymmetric min-max. Every option is fixed."""
 
-
-def _fits_fp16(scale: torch.Tensor) -> bool:
-    return bool((scale.max() <= FP16_MAX) & (scale.min() >= FP16_MIN_NORMAL))
+    bits: int = field(default=2, metadata={"help": "code width", "choices": CODE_BITS, **FIXED})
+    group_size: int = field(default=0, metadata={"help": "input columns per scale; 0 = per-channel", **FIXED})
+    sym: bool = field(default=False, metadata={"help": "symmetric", **FIXED})
+    clip: bool = field(default=False, metadata={"help": "clipping search", **FIXED})
 
 
 def _clip_qparams(Wg: torch.Tensor, bits: int, sym: bool, scale_dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,23 +80,19 @@ def _quantize_rows(W: torch.Tensor, cfg: RTNConfig, scale_dtype) -> tuple[torch.
         scale, zero = torch.cat([s for s, _ in parts]), torch.cat([z for _, z in parts])  # (out, G)
     else:
         scale, zero = choose_qparams(Wg, cfg.bits, cfg.sym, 1.0, scale_dtype)  # (out, G)
-    if scale_dtype == torch.float16 and not _fits_fp16(scale):
-        raise OverflowError
-    if not bool(torch.isfinite(scale).all()):
-        raise QcoreError("the weights' range overflows float32 (values near 3.4e38); rescale the tensor first")
+    check_scales(scale, scale_dtype)
     q = quantize_affine(Wg, scale, zero, cfg.bits).reshape(out, -1)  # (out, G*g)
     return (q if q.shape[1] == n else q[:, :n].contiguous()), scale, zero
 
 
-def quantize_rtn(W: torch.Tensor, cfg: RTNConfig, method: str = "rtn") -> QuantizedTensor:
-    """Round-to-nearest quantization of a weight tensor (two or more dims, viewed as (out, in)).
+def quantize_rtn(W: torch.Tensor, cfg: RTNConfig, *, H: torch.Tensor | None = None) -> QuantizedTensor:
+    """Round-to-nearest quantization of a weight tensor (two or more dims, viewed as (out, in)). H is unused.
 
-    Scales are float16 when every one fits float16's normal range, else float32. An asymmetric
-    zero is an integer code stored as uint8; a symmetric zero is 2**(bits-1), stored once.
-    A row that group_size does not divide is padded: its last group is shorter.
+    Scales are float16 when every one fits float16's normal range, else float32. An asymmetric zero is an integer
+    code stored as uint8; a symmetric zero is 2**(bits-1), stored once, and a symmetric scale is signed (see
+    choose_qparams). A row that group_size does not divide is padded: its last group is shorter.
     """
     W2 = prepare_weights(W)  # (out, in)
     q, scale, zero = with_scale_dtype(lambda dtype: _quantize_rows(W2, cfg, dtype))
     zero = zero[:1, :1].to(torch.uint8) if cfg.sym else zero.to(torch.uint8)
-    config = {"bits": cfg.bits, "group_size": cfg.group_size, "sym": cfg.sym, "clip": cfg.clip}
-    return QuantizedTensor(q, scale, zero, cfg.bits, cfg.group_size, tuple(W.shape), method, config)
+    return QuantizedTensor(q, scale, zero, cfg.bits, cfg.group_size, tuple(W.shape))

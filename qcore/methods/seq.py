@@ -2,7 +2,8 @@
 
 Departs from the integer-zero convention: zero = (2**bits - 1) / 2 is a half-integer shared by every
 group (stored once, float16), so W_hat = (q - 1.5) * scale at 2 bits and no level sits at 0 — the
-symmetric grid that suits bell-shaped weights. The scale is searched per group (PTQ): a grid of
+symmetric grid that suits bell-shaped weights. An all-zero group therefore gets scale 0 (so it dequantizes
+to exactly 0). Scales are float16 where they fit its normal range, else float32 for the whole tensor. The scale is searched per group (PTQ): a grid of
 candidate scales, then alternating least-squares refinement (assign codes, then solve the scale in
 closed form). Quantization-aware training can refine it further where a model can be trained.
 """
@@ -14,8 +15,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import QcoreError
-from .quant import QuantizedTensor, check_bits, check_group_size, to_groups
-from .rtn import prepare_weights
+from .common import check_bits, check_group_size, prepare_weights, store_scales
+from .quant import QuantizedTensor, to_groups
 
 SEQ_BITS = (2, 3, 4)
 SCALE_GRID = tuple(0.30 + 0.10 * i for i in range(8))  # x absmax / (2**(bits-1) - 0.5): 0.3 .. 1.0
@@ -47,8 +48,12 @@ def half_zero(bits: int) -> float:
 
 
 def seq_codes(Wg: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
-    """Nearest half-integer level: q = clamp(floor(W / scale) + 2**(bits-1), 0, 2**bits - 1). Wg (..., g), scale (...)."""
-    q = torch.floor(Wg / scale.unsqueeze(-1)).add_(2 ** (bits - 1))
+    """Nearest half-integer level: q = clamp(floor(W / scale) + 2**(bits-1), 0, 2**bits - 1). Wg (..., g), scale (...).
+
+    A zero scale (an all-zero group) codes its weights as if the scale were 1: every level times 0 is 0.
+    """
+    safe = torch.where(scale != 0, scale, torch.ones_like(scale))
+    q = torch.floor(Wg / safe.unsqueeze(-1)).add_(2 ** (bits - 1))
     return q.clamp_(0, 2**bits - 1).to(torch.uint8)
 
 
@@ -65,10 +70,11 @@ def _sq_error(Wg, scale, bits):
 
 
 def search_scale(Wg: torch.Tensor, bits: int, refine: int) -> torch.Tensor:
-    """Per-group MSE scale for half-integer levels. Wg (..., g) -> scale (...) float32, > 0."""
+    """Per-group MSE scale for half-integer levels. Wg (..., g) -> scale (...) float32, > 0, or 0 for a group of zeros."""
     top = 2 ** (bits - 1) - 0.5  # the outermost level, in units of scale
     amax = Wg.abs().amax(-1)  # (...)
-    amax = torch.where(amax > 0, amax, torch.ones_like(amax))
+    zeros = amax == 0
+    amax = torch.where(zeros, torch.ones_like(amax), amax)
     best_err, best = None, None
     for p in SCALE_GRID:
         s = amax * (p / top)
@@ -85,7 +91,7 @@ def search_scale(Wg: torch.Tensor, bits: int, refine: int) -> torch.Tensor:
         err, _ = _sq_error(Wg, s, bits)
         better = err < best_err
         best_err, best = torch.where(better, err, best_err), torch.where(better, s, best)
-    return best
+    return best.masked_fill_(zeros, 0.0)
 
 
 def _search_rows(Wg: torch.Tensor, cfg: SEQConfig) -> torch.Tensor:
@@ -94,8 +100,9 @@ def _search_rows(Wg: torch.Tensor, cfg: SEQConfig) -> torch.Tensor:
     return torch.cat([search_scale(Wg[r : r + rows], cfg.bits, cfg.refine) for r in range(0, Wg.shape[0], rows)])
 
 
-def quantize_seq(W: torch.Tensor, cfg: SEQConfig, method: str = "seq") -> QuantizedTensor:
-    """SEQ post-training quantization. Returns codes (out, in), float16 scales (out, G), zero (1, 1) float16."""
+def quantize_seq(W: torch.Tensor, cfg: SEQConfig, *, H: torch.Tensor | None = None) -> QuantizedTensor:
+    """SEQ post-training quantization; H is unused. Returns codes (out, in) uint8, scales (out, G) float16 (float32
+    when one leaves float16's normal range), zero (1, 1) float16, the half-integer (2**bits - 1) / 2."""
     W2 = prepare_weights(W)  # (out, in)
     out, n = W2.shape
     Wg = to_groups(W2, cfg.group_size)  # (out, G, g)
@@ -104,8 +111,7 @@ def quantize_seq(W: torch.Tensor, cfg: SEQConfig, method: str = "seq") -> Quanti
     scale = _search_rows(W2[:, :full].reshape(out, -1, g), cfg)  # (out, n // g)
     if full < n:
         scale = torch.cat([scale, _search_rows(W2[:, full:].reshape(out, 1, -1), cfg)], dim=1)  # (out, G)
-    scale = scale.clamp(2.0**-14, 65504.0).half()
+    scale = store_scales(scale, allow_zero=True)  # (out, G)
     q = seq_codes(Wg, scale.float(), cfg.bits).reshape(out, -1)[:, :n].contiguous()  # (out, in)
     zero = torch.full((1, 1), half_zero(cfg.bits), dtype=torch.float16)
-    config = {"bits": cfg.bits, "group_size": cfg.group_size, "refine": cfg.refine, "qat_steps": 0}
-    return QuantizedTensor(q, scale, zero, cfg.bits, cfg.group_size, tuple(W.shape), method, config)
+    return QuantizedTensor(q, scale, zero, cfg.bits, cfg.group_size, tuple(W.shape))

