@@ -26,27 +26,20 @@ from pathlib import Path
 import torch
 
 from ..errors import QcoreError
-from .trained import (
-    CONFIGS,
+from ..progress import Progress
+from .charlm import (
     CORPUS,
     VOCAB,
     CharLMConfig,
-    DigitsConfig,
-    Progress,
     charlm_loss,
     charlm_shapes,
     charlm_task,
-    checkpoint_path,
-    config_json,
     corpus_digest,
     corpus_split,
-    digits_data,
-    digits_loss,
-    digits_split,
-    digits_task,
     eval_windows,
-    expected_shapes,
 )
+from .digits import DigitsConfig, digits_data, digits_loss, digits_split, digits_task
+from .trained import CONFIGS, checkpoint_path, config_json, expected_shapes
 
 # ---- digits -----------------------------------------------------------------------------------------------
 
