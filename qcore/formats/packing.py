@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import QcoreError
+from ..methods.quant import CODE_BITS
 
-PACK_BITS = (2, 3, 4, 8)
+PACK_BITS = CODE_BITS  # every width a quantized tensor can hold
 BIT_ORDER = "lsb-first bit stream, row-major codes"
 
 

@@ -14,14 +14,17 @@ import pickle
 import re
 import struct
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
 from ..errors import QcoreError
-from ..models.presets import Model
+from ..methods.quant import Quantized
+from ..models.model import LazyTensors, Model
+from .storage import load
 
 MAX_HEADER = 100 * 1000 * 1000  # bytes of safetensors JSON header we accept
 MAX_NPZ_RATIO = 200  # uncompressed / compressed bytes beyond which an .npz member is a bomb
@@ -48,31 +51,6 @@ def roles(names) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(embeddings, heads) among tensor names, by the naming conventions of common checkpoints."""
     names = list(names)
     return tuple(n for n in names if EMBEDDING_NAME.search(n)), tuple(n for n in names if HEAD_NAME.search(n))
-
-
-class LazyTensors(Mapping):
-    """{name: float32 tensor}, read from the file on each access and never cached."""
-
-    def __init__(self, shapes: dict[str, tuple[int, ...]], load: Callable[[str], torch.Tensor]):
-        self._shapes = shapes
-        self._load = load
-
-    def __getitem__(self, name: str) -> torch.Tensor:
-        if name not in self._shapes:
-            raise KeyError(name)
-        return self._load(name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._shapes)
-
-    def __len__(self) -> int:
-        return len(self._shapes)
-
-    def numel_of(self, name: str) -> int:
-        return math.prod(self._shapes[name])
-
-    def shape_of(self, name: str) -> tuple[int, ...]:
-        return self._shapes[name]
 
 
 # ---- safetensors -------------------------------------------------------------------------------
@@ -137,7 +115,6 @@ def read_safetensors_header(path: Path) -> tuple[dict, int]:
 
 
 def _safetensors_model(files: list[Path], name: str) -> Model:
-    from safetensors import safe_open
 
     shapes, where, skipped = {}, {}, []
     for p in files:
@@ -245,14 +222,9 @@ def _eager_model(name: str, found: dict[str, torch.Tensor]) -> Model:
 
 
 def _parquet_model(p: Path) -> Model:
-    from ..methods.quant import MixedTensor, QuantizedTensor, dequantize
-    from .storage import load
-
     items = load(p)
-    tensors = {
-        k: dequantize(v) if isinstance(v, QuantizedTensor | MixedTensor) else v.float() for k, v in items.items()
-    }
-    methods = sorted({v.method for v in items.values() if isinstance(v, QuantizedTensor | MixedTensor)})
+    tensors = {k: v.dequantize() if isinstance(v, Quantized) else v.float() for k, v in items.items()}
+    methods = sorted({v.method for v in items.values() if isinstance(v, Quantized)})
     desc = f"{len(tensors)} tensors dequantized from a qcore artifact ({', '.join(methods) or 'fp16'})"
     emb, head = roles(tensors)
     return Model(p.name, tensors, desc, head=head, embeddings=emb)
@@ -295,14 +267,7 @@ def read_weights(path: str | Path, max_bytes: int | None = None, name: str | Non
 
 
 def _relabel(model: Model, name: str) -> Model:
-    from dataclasses import replace
-
     return model if model.name == name else replace(model, name=name)
-
-
-def read_safetensors(path: str | Path) -> Model:
-    """A single .safetensors file (kept for callers that know the format)."""
-    return read_weights(path)
 
 
 def server_path(relative: str) -> Path:

@@ -1,94 +1,30 @@
-"""The Parquet artifact: one row per tensor chunk, written in a stream, atomically.
+"""The Parquet artifact file: rows from table.py written in a stream, one tensor (or chunk) at a time, atomically.
 
-Layout (format version 1). Each row is a run of consecutive output rows of one tensor, viewed as
-(out, in); a tensor too big for one chunk spans several rows, in order.
-
-    name        string        tensor name
-    encoding    string        "affine" (W_hat = (q - zero) * scale), "codebook" (codebook[q] * scale),
-                              "fp16" (codes holds the float16 values, little-endian), or "rowmix"
-                              (codes holds one uint8 bit width per row; the rows of width b are the
-                              tensor NAME + "::b" + b, in ascending row order)
-    method      string        method name ("fp16" for tensors kept in float16)
-    config      string        the method's config as JSON
-    shape       list<int64>   the original tensor shape
-    dtype       string        the original dtype
-    bits        int32         code width (16 for fp16)
-    group_size  int32         input columns per scale, 0 = per-channel
-    row_start   int64         first (out) row in this chunk
-    rows        int64         rows in this chunk
-    codes       binary        packed codes, see packing.BIT_ORDER, one stream per chunk
-    scale       binary        per-group scales of the chunk's rows, row-major (rows, G); null when the
-                              scales are double-quantized: then the tensor NAME + "::scale" (shape
-                              (1, out * G)) holds them, and its dequantization is the scale
-    scale_dtype string        "float16", "float32", or "nested" (double-quantized)
-    zero        binary        per-group zeros (rows, G), or one value when zero_shared
-    zero_dtype  string        "uint8", "float16" or "float32"
-    zero_shared bool          one zero for the whole tensor (symmetric)
-    codebook    binary        float32 code values, for encoding "codebook"
-
-File key-value metadata carries the format version and the packing order. Plain pyarrow,
-pandas or DuckDB read it; nothing needs an extension type.
+The file appears only when complete (a temp file in the same folder, then a rename). `ArtifactStats` says where
+its bytes go. The codec is a choice (none or zstd); payload figures are measured without it and the codec's gain
+is reported on its own. Column layout, format version and packing order: see table.py.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas  # noqa: F401  pyarrow imports it on first use; load it with the module, not inside a run
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
 from ..errors import QcoreError
-from ..methods.quant import MixedTensor, QuantizedTensor, dequantize
-from .packing import BIT_ORDER, pack_codes, unpack_codes
+from ..methods.quant import MixedTensor, QuantizedTensor
+from .table import FILE_METADATA, FORMAT_VERSION, NESTED_SCALE, SCHEMA, STRING_COLUMNS, encode_rows, from_table
 
-FORMAT_VERSION = "1"
 CODECS = ("none", "zstd")
-CHUNK_BYTES = 16 << 20  # at most this many code bytes per row, so huge tensors stream in pieces
 ROW_GROUP_BYTES = 32 << 20  # buffered bytes that trigger a row-group flush
-
-SCHEMA = pa.schema(
-    [
-        ("name", pa.string()),
-        ("encoding", pa.string()),
-        ("method", pa.string()),
-        ("config", pa.string()),
-        ("shape", pa.list_(pa.int64())),
-        ("dtype", pa.string()),
-        ("bits", pa.int32()),
-        ("group_size", pa.int32()),
-        ("row_start", pa.int64()),
-        ("rows", pa.int64()),
-        ("codes", pa.binary()),
-        ("scale", pa.binary()),
-        ("scale_dtype", pa.string()),
-        ("zero", pa.binary()),
-        ("zero_dtype", pa.string()),
-        ("zero_shared", pa.bool_()),
-        ("codebook", pa.binary()),
-    ]
-)
-FILE_METADATA = {"qcore.format_version": FORMAT_VERSION, "qcore.packing": BIT_ORDER}
-_STRING_COLUMNS = ["name", "encoding", "method", "config", "dtype", "scale_dtype", "zero_dtype"]
-_DTYPES = {"float16": torch.float16, "float32": torch.float32, "uint8": torch.uint8}
-NESTED_SCALE = "::scale"  # suffix of the entry that holds a tensor's double-quantized scales
-PART = "::b"  # infix of the entries that hold a row-mixed tensor's rows of one width
-
-
-def _dtype_name(t: torch.Tensor) -> str:
-    return str(t.dtype).removeprefix("torch.")
-
-
-def _raw(t: torch.Tensor) -> bytes:
-    return t.contiguous().numpy().tobytes()
 
 
 @dataclass
@@ -120,147 +56,6 @@ class ArtifactStats:
         }
 
 
-def encode_rows(name: str, item: QuantizedTensor | MixedTensor | torch.Tensor) -> Iterator[dict]:
-    """One tensor as artifact rows (chunks of output rows), lazily. A plain tensor is stored as float16."""
-    if isinstance(item, MixedTensor):
-        return _encode_mixed(name, item)
-    if isinstance(item, QuantizedTensor):
-        return _encode_quantized(name, item)
-    return _encode_fp16(name, item)
-
-
-def _encode_mixed(name: str, mt: MixedTensor) -> Iterator[dict]:
-    head = {
-        "name": name, "encoding": "rowmix", "method": mt.method, "config": json.dumps(mt.config, sort_keys=True),
-        "shape": list(mt.shape), "dtype": "float32", "bits": 0, "group_size": 0, "row_start": 0,
-        "rows": mt.row_bits.shape[0], "codes": _raw(mt.row_bits.to(torch.uint8)), "scale": None,
-        "scale_dtype": None, "zero": None, "zero_dtype": None, "zero_shared": False, "codebook": None,
-    }  # fmt: skip
-    yield head
-    for b, part in sorted(mt.parts.items()):
-        yield from _encode_quantized(f"{name}{PART}{b}", part)
-
-
-def _encode_fp16(name: str, W: torch.Tensor) -> Iterator[dict]:
-    flat = W.detach().flatten(1) if W.dim() >= 2 else W.detach().reshape(1, -1)  # (rows, cols)
-    per = max(1, CHUNK_BYTES // max(2 * flat.shape[1], 1))
-    common = {
-        "name": name, "encoding": "fp16", "method": "fp16", "config": "{}", "shape": list(W.shape),
-        "dtype": _dtype_name(W), "bits": 16, "group_size": 0, "scale": None, "scale_dtype": None,
-        "zero": None, "zero_dtype": None, "zero_shared": False, "codebook": None,
-    }  # fmt: skip
-    for r0 in range(0, max(flat.shape[0], 1), per):
-        part = flat[r0 : r0 + per].to(torch.float16)  # one chunk converted at a time
-        yield {**common, "row_start": r0, "rows": len(part), "codes": _raw(part)}
-
-
-def _encode_quantized(name: str, qt: QuantizedTensor) -> Iterator[dict]:
-    nested = qt.scale_q is not None
-    out, n = qt.q.shape
-    per = max(1, CHUNK_BYTES * 8 // max(qt.bits * n, 1))
-    shared = qt.zero.numel() == 1 and out * qt.scale.shape[1] != 1
-    common = {
-        "name": name, "encoding": "codebook" if qt.codebook is not None else "affine", "method": qt.method,
-        "config": json.dumps(qt.config, sort_keys=True), "shape": list(qt.shape), "dtype": "float32",
-        "bits": qt.bits, "group_size": qt.group_size, "scale_dtype": "nested" if nested else _dtype_name(qt.scale),
-        "zero_dtype": _dtype_name(qt.zero), "zero_shared": shared,
-        "codebook": None if qt.codebook is None else _raw(qt.codebook.float()),
-    }  # fmt: skip
-    for r0 in range(0, out, per):
-        yield {
-            **common,
-            "row_start": r0,
-            "rows": min(per, out - r0),
-            "codes": pack_codes(qt.q[r0 : r0 + per].numpy(), qt.bits),
-            "scale": None if nested else _raw(qt.scale[r0 : r0 + per]),
-            "zero": _raw(qt.zero.reshape(-1)[:1] if shared else qt.zero[r0 : r0 + per]),
-        }
-    if nested:
-        yield from _encode_quantized(name + NESTED_SCALE, qt.scale_q)
-
-
-def to_table(entries: dict[str, QuantizedTensor | torch.Tensor]) -> pa.Table:
-    """Pure: tensors and quantized tensors -> an Arrow table in the artifact layout."""
-    rows = [row for name, item in entries.items() for row in encode_rows(name, item)]  # noqa: C416
-    return pa.Table.from_pylist(rows, schema=SCHEMA)
-
-
-def _tensor(data: bytes, dtype: str, shape: tuple[int, ...], what: str) -> torch.Tensor:
-    if dtype not in _DTYPES:
-        raise QcoreError(f"{what}: unknown dtype '{dtype}' in artifact")
-    arr = np.frombuffer(data, dtype=np.dtype(dtype))
-    if arr.size != int(np.prod(shape)):
-        raise QcoreError(f"{what}: {arr.size} values stored, shape {shape} needs {int(np.prod(shape))}")
-    return torch.from_numpy(arr.copy()).reshape(shape)
-
-
-def from_table(table: pa.Table) -> dict[str, QuantizedTensor | torch.Tensor]:
-    """Pure: an artifact table -> {name: QuantizedTensor or float16 tensor}, chunks joined in order."""
-    missing = set(SCHEMA.names) - set(table.column_names)
-    if missing:
-        raise QcoreError(f"not a qcore artifact: columns {', '.join(sorted(missing))} are missing")
-    chunks: dict[str, list[dict]] = {}
-    for row in table.to_pylist():
-        chunks.setdefault(row["name"], []).append(row)
-    nested = {k.removesuffix(NESTED_SCALE): _decode(k, v, None) for k, v in chunks.items() if k.endswith(NESTED_SCALE)}
-    out = {}
-    for name, rows in chunks.items():
-        if name.endswith(NESTED_SCALE):
-            continue
-        if rows[0]["scale_dtype"] == "nested" and name not in nested:
-            raise QcoreError(f"{name}: its double-quantized scales ({name}{NESTED_SCALE}) are missing")
-        out[name] = _decode(name, rows, nested.get(name))
-    for name, item in list(out.items()):
-        if isinstance(item, dict):  # a rowmix head: gather its parts
-            parts = {b: out.pop(f"{name}{PART}{b}", None) for b in item["widths"]}
-            if any(p is None for p in parts.values()):
-                raise QcoreError(
-                    f"{name}: rows of width {', '.join(str(b) for b, p in parts.items() if p is None)} are missing"
-                )
-            out[name] = MixedTensor(item["row_bits"], parts, item["shape"], item["method"], item["config"])
-    return out
-
-
-def _decode(name: str, rows: list[dict], scale_q: QuantizedTensor | None) -> QuantizedTensor | torch.Tensor:
-    head = rows[0]
-    shape = tuple(head["shape"])
-    if head["encoding"] == "rowmix":
-        row_bits = torch.from_numpy(np.frombuffer(head["codes"], dtype=np.uint8).copy())
-        widths = sorted(int(b) for b in row_bits.unique())
-        return {"row_bits": row_bits, "widths": widths, "shape": shape, "method": head["method"],
-                "config": json.loads(head["config"])}  # fmt: skip
-    if head["encoding"] == "fp16":
-        data = b"".join(r["codes"] for r in rows)
-        return _tensor(data, "float16", shape, name)
-    out = shape[0]
-    n = int(np.prod(shape[1:]))
-    if scale_q is not None:
-        G = scale_q.numel // out
-        scale = dequantize(scale_q).reshape(out, G)  # (out, G)
-    else:
-        G = len(head["scale"]) // (rows[0]["rows"] * np.dtype(head["scale_dtype"]).itemsize)
-    qs, scales, zeros = [], [], []
-    for r in rows:
-        qs.append(unpack_codes(r["codes"], head["bits"], r["rows"] * n).reshape(r["rows"], n))
-        if scale_q is None:
-            scales.append(_tensor(r["scale"], head["scale_dtype"], (r["rows"], G), name))
-        zeros.append(r["zero"])
-    q = torch.from_numpy(np.concatenate(qs)) if len(qs) > 1 else torch.from_numpy(qs[0])
-    if q.shape[0] != out:
-        raise QcoreError(f"{name}: chunks hold {q.shape[0]} rows, shape {shape} needs {out}")
-    zshape = (1, 1) if head["zero_shared"] else (out, G)
-    zero = _tensor(head["zero"] if head["zero_shared"] else b"".join(zeros), head["zero_dtype"], zshape, name)
-    codebook = None
-    if head["encoding"] == "codebook":
-        codebook = _tensor(head["codebook"], "float32", (2 ** head["bits"],), name)
-    config = json.loads(head["config"])
-    if scale_q is None:
-        scale = torch.cat(scales)
-    return QuantizedTensor(
-        q, scale, zero, head["bits"], head["group_size"], shape, head["method"], config, codebook, scale_q
-    )
-
-
 class ArtifactWriter:
     """Streams tensors into a Parquet artifact, one at a time; the file appears only when complete.
 
@@ -284,7 +79,7 @@ class ArtifactWriter:
             self._tmp = Path(tmp)
             self._sink = str(self._tmp)
         self._writer = pq.ParquetWriter(
-            self._sink, SCHEMA, compression=codec, use_dictionary=_STRING_COLUMNS,
+            self._sink, SCHEMA, compression=codec, use_dictionary=STRING_COLUMNS,
             write_statistics=False, store_schema=False,
         )  # fmt: skip
         self._writer.add_key_value_metadata(FILE_METADATA)
@@ -378,6 +173,14 @@ def _codec_gain(meta: pq.FileMetaData) -> int:
             col = rg.column(j)
             gain += col.total_uncompressed_size - col.total_compressed_size
     return gain
+
+
+def count_bytes(entries: Mapping[str, QuantizedTensor | MixedTensor | torch.Tensor], codec: str = "none") -> int:
+    """Bytes of the artifact `entries` would make, counted without keeping them."""
+    with ArtifactWriter(None, codec, count_only=True) as w:
+        for name, item in entries.items():
+            w.write(name, item)
+    return w.stats.file_bytes
 
 
 def save(path: str | Path | None, entries: dict[str, QuantizedTensor | torch.Tensor], codec: str = "none"):
