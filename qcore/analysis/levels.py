@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import QcoreError
-from ..methods.quant import QuantizedTensor, as_matrix, effective_group
+from ..methods.common import as_matrix
+from ..methods.quant import QuantizedTensor, effective_group
 
 
 def group_levels(qt: QuantizedTensor, row: int, group: int = 0) -> torch.Tensor:
@@ -14,14 +15,9 @@ def group_levels(qt: QuantizedTensor, row: int, group: int = 0) -> torch.Tensor:
     G = qt.scale.shape[1]
     if not (0 <= row < out and 0 <= group < G):
         raise QcoreError(f"row {row}, group {group} is outside a tensor with {out} rows and {G} groups")
-    codes = torch.arange(2**qt.bits, dtype=torch.float32)
-    scale = qt.scale[row, group].float()
-    if qt.codebook is not None:
-        levels = qt.codebook.float() * scale
-    else:
-        zero = qt.zero.reshape(-1)[0] if qt.zero.numel() == 1 else qt.zero[row, group]
-        levels = (codes - zero.float()) * scale
-    return levels
+    values = qt.codebook.float() if qt.codebook is not None else torch.arange(2**qt.bits, dtype=torch.float32)
+    zero = qt.zero.reshape(-1)[0] if qt.zero.numel() == 1 else qt.zero[row, group]
+    return (values - zero.float()) * qt.scale[row, group].float()
 
 
 def group_weights(W: torch.Tensor, qt: QuantizedTensor, row: int, group: int = 0) -> torch.Tensor:

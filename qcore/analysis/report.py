@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import platform
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 
 from ..errors import QcoreError
-from ..formats.storage import save
+from ..format import fmt_bytes, fmt_cos, fmt_db, fmt_metric, fmt_pct, fmt_ratio, fmt_secs
+from ..formats.storage import count_bytes
 from ..measure.metrics import quality_band
-from ..measure.pipeline import Progress, run
-from ..models.presets import PRESETS, load_model
+from ..measure.pipeline import run
+from ..methods.registry import get_method
+from ..models.catalog import load_model
+from ..models.presets import PRESETS
+from ..progress import Progress
 from .reference import REFERENCE_DATE, reference_row
 
-MIB = 1024**2
-GIB = 1024**3
 CSV_COLUMNS = [
     "source", "params", "quantized_params", "method", "bits", "group_size", "fp16_bytes", "quantized_bytes",
     "compression_ratio", "theoretical_ratio", "bpw", "weight_cosine", "sqnr_db", "output_cosine", "quality",
@@ -58,6 +63,12 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     return name, opts
 
 
+def format_spec(method: str, options: dict) -> str:
+    """The inverse of parse_spec: ('rtn', {'bits': 4}) -> 'rtn:bits=4'."""
+    text = {True: "true", False: "false"}
+    return method + "".join(f":{k}={text.get(v, v) if isinstance(v, bool) else v}" for k, v in options.items())
+
+
 def scaling_rows(
     presets: Sequence[str] = tuple(PRESETS),
     methods: Sequence[str] = ("int8", "int2"),
@@ -73,13 +84,11 @@ def scaling_rows(
         for j, spec in enumerate(methods):
             method, own = parse_spec(spec)
             art = Path(out_dir) / "artifacts" / f"{preset}-{spec.replace(':', '-')}.parquet" if out_dir else None
-            opts = {**(options if method not in ("int8", "int2") else {}), **own} or None
+            opts = {**get_method(method).takes(options or {}), **own} or None
             res = run(model, method, opts, out=art)
-            zstats, _ = save(None, res.quantized, codec="zstd")
             rec = res.record
-            rec["zstd_bytes"] = zstats.file_bytes
-            rec["zstd_ratio"] = rec["fp16_bytes"] / zstats.file_bytes
-            rec["codec_gain_zstd_bytes"] = zstats.codec_gain_bytes
+            rec["zstd_bytes"] = count_bytes(res.quantized, codec="zstd")
+            rec["zstd_ratio"] = rec["fp16_bytes"] / rec["zstd_bytes"]
             rec["label"] = spec
             rows.append(rec)
             if progress:
@@ -114,137 +123,14 @@ def _write_text(path: Path, text: str) -> Path:
 
 # ---- Markdown ---------------------------------------------------------------------------------
 
-T = {
-    "en": {
-        "title": "Quantization scaling report",
-        "summary": "Summary",
-        "setup": "Measured on {cpu} with torch {torch}, {threads} threads. Models: {models}. Methods: {methods}. "
-        "Sizes are Parquet artifact files written by the same code for FP16 and quantized weights, codec off; "
-        "MiB = 2^20 bytes. Accuracy is the cosine between original and dequantized weights (float64).",
-        "table": "Results",
-        "cols": ["Model", "Params", "FP16 size", "Method", "Size", "Ratio", "Theoretical", "Weight cosine",
-                 "SQNR", "Output cosine", "Band", "Time"],
-        "ref_title": "Beside the reference report ({date})",
-        "ref_cols": ["Model", "Method", "Ratio (ours)", "Ratio (ref)", "Cosine (ours)", "Cosine (ref)",
-                     "Time (ours)", "Time (ref)"],
-        "ref_note": "The reference's 1.0000 INT8 cosine is rounded: ours keeps six decimals. Its 8.12x INT2 ratio "
-        "exceeds the 8x that 16 -> 2 bits allow, which only a codec can do: see the codec column below.",
-        "findings": "Key findings",
-        "f_ratio": "1. Compression ratio against model size",
-        "ratio_line": "- **{method}**: {series} (theoretical {theo}); the largest model reaches {pct} of the theoretical ratio.",
-        "f_cos": "2. Accuracy against model size",
-        "cos_line": "- **{method}**: {series}; {trend}.",
-        "trend_down": "falls by {d} from the smallest to the largest model",
-        "trend_up": "rises by {d} from the smallest to the largest model",
-        "trend_flat": "stays within {d} across sizes",
-        "why_cos": "Why min-max accuracy falls with size: each row's min-max range, in units of its own standard "
-        "deviation, widens as rows get longer (the largest of n Gaussian samples grows like sqrt(2 ln n)), "
-        "so the step between the 2^bits levels grows relative to the typical weight. A uniform-noise model, "
-        "cosine = 1 / sqrt(1 + (range/std / (2^bits - 1))^2 / 12), predicts the measured values:",
-        "why_cols": ["Model", "Row length (mean)", "Range / std", "Method", "Predicted cosine", "Measured cosine"],
-        "f_time": "3. Quantization time",
-        "time_line": "- **{method}**: {series}. Params grow {pg}x from the smallest to the largest model and time {tg}x; "
-        "throughput on the largest is {tp} Mparams/s ({threads} threads).{fixed}",
-        "fixed_cost": " Time grows far slower than params: small models are dominated by fixed per-call cost.",
-        "size_title": "Where the bytes go",
-        "size_cols": ["Model", "Method", "File", "Payload (codes)", "Metadata (scales, zeros)", "FP16 tensors",
-                      "Container", "Overhead share", "With zstd", "Ratio with zstd"],
-        "size_note": "Overhead share = (metadata + container) / file. The container (Parquet footer, schema, page "
-        "headers) is a near-constant {container}, so it dominates tiny files and vanishes in large ones. "
-        "A ratio above the theoretical one appears only with the codec, and it is the codec's gain, not the "
-        "quantizer's: the codes are not uniformly spread over their levels. Measured code entropy: {entropy}.",
-        "mem_title": "Memory savings on {model}",
-        "mem_cols": ["Method", "FP16", "Quantized", "Saving", "Saved"],
-        "naive_title": "Naive scaling by measured bits per weight",
-        "naive_note": "params x measured bpw (file bytes x 8 / params on {model}). This ignores FP16 embeddings, "
-        "norms and heads that real models keep; the Extrapolate view follows real architectures.",
-        "naive_cols": ["Method", "bpw", "1B params", "7B params"],
-        "conc": "Conclusions and recommendations",
-        "task_title": "Task metrics on held-out data",
-        "task_note": "Models trained on real data, measured on their held-out split: accuracy for the classifiers; "
-        "perplexity, KL divergence to the FP32 model (nats per token) and same-top-token rate for the language model. "
-        "'ref' columns are the unquantized model.",
-        "task_cols": ["Model", "Method", "bpw", "Weight cosine", "Output cosine"],
-        "rec_acc": "- Accuracy first: **{method}** keeps weight cosine {cos} ({band}) on {model} at {ratio} compression.",
-        "rec_mem": "- Memory first: **{method}** gives {ratio} ({saving} saved) on {model}, with cosine {cos} ({band}).",
-        "rec_bal": "- Balanced: **{method}** is the smallest file on {model} that still rates at least 'acceptable' "
-        "(cosine {cos}, {ratio}).",
-        "rec_none": "- Balanced: no method smaller than **{method}** rates 'acceptable' or better on {model}; "
-        "try group-wise scales with clipping (rtn --group-size 64 --clip) or a calibrated method.",
-        "bands": {"excellent": "excellent", "good": "good", "acceptable": "acceptable", "poor": "poor"},
-    },
-    "zh": {
-        "title": "量化方法缩放分析报告",
-        "summary": "执行摘要",
-        "setup": "测试环境：{cpu}，torch {torch}，{threads} 线程。模型：{models}。方法：{methods}。"
-        "大小为同一存储代码写出的 FP16 与量化 Parquet 文件（不压缩）；MiB = 2^20 字节。精度为原始权重与反量化权重的余弦相似度（float64）。",
-        "table": "测试结果汇总",
-        "cols": ["模型", "参数量", "FP16 大小", "方法", "量化后大小", "压缩比", "理论压缩比", "权重余弦",
-                 "SQNR", "输出余弦", "等级", "耗时"],
-        "ref_title": "与参考报告（{date}）对照",
-        "ref_cols": ["模型", "方法", "压缩比（本次）", "压缩比（参考）", "余弦（本次）", "余弦（参考）", "耗时（本次）", "耗时（参考）"],
-        "ref_note": "参考报告的 INT8 精度 1.0000 是四舍五入的结果，本报告保留六位小数。其 INT2 压缩比 8.12x 超过了 16 -> 2 比特的理论上限 8x，"
-        "只有编码压缩才能做到，见下方 zstd 一列。",
-        "findings": "关键发现",
-        "f_ratio": "1. 压缩比随模型大小的变化",
-        "ratio_line": "- **{method}**：{series}（理论值 {theo}）；最大模型达到理论值的 {pct}。",
-        "f_cos": "2. 精度随模型大小的变化",
-        "cos_line": "- **{method}**：{series}；{trend}。",
-        "trend_down": "从最小到最大模型下降 {d}",
-        "trend_up": "从最小到最大模型上升 {d}",
-        "trend_flat": "各尺寸间变化不超过 {d}",
-        "why_cos": "min-max 精度随尺寸下降的原因：每行的 min-max 范围（以该行标准差为单位）随行长增加而变宽"
-        "（n 个高斯样本的最大值约按 sqrt(2 ln n) 增长），于是 2^bits 个量化级之间的步长相对典型权重变大。"
-        "均匀噪声模型 cosine = 1 / sqrt(1 + (range/std / (2^bits - 1))^2 / 12) 给出的预测与实测一致：",
-        "why_cols": ["模型", "平均行长", "范围 / 标准差", "方法", "预测余弦", "实测余弦"],
-        "f_time": "3. 量化耗时",
-        "time_line": "- **{method}**：{series}。参数量从最小到最大模型增长 {pg} 倍，耗时增长 {tg} 倍；"
-        "最大模型吞吐 {tp} M参数/秒（{threads} 线程）。{fixed}",
-        "fixed_cost": "耗时增长远慢于参数量：小模型的耗时主要是固定的调用开销。",
-        "size_title": "文件字节构成",
-        "size_cols": ["模型", "方法", "文件", "载荷（编码）", "元数据（scale、zero）", "FP16 张量", "容器", "开销占比",
-                      "zstd 压缩后", "zstd 压缩比"],
-        "size_note": "开销占比 = （元数据 + 容器）/ 文件大小。容器（Parquet 尾部、schema、页头）约为固定的 {container}，"
-        "因此在小文件中占主导，在大文件中可以忽略。超过理论值的压缩比只会在开启编码压缩时出现，那是编码器的收益，而非量化本身："
-        "编码在各量化级上分布并不均匀。实测编码熵：{entropy}。",
-        "mem_title": "{model} 模型的内存节省",
-        "mem_cols": ["方法", "FP16", "量化后", "节省比例", "节省大小"],
-        "naive_title": "按实测每权重比特数的简单外推",
-        "naive_note": "参数量 × 实测 bpw（{model} 上的文件字节 × 8 / 参数量）。这忽略了真实模型中保留为 FP16 的嵌入层、"
-        "归一化层和输出头；外推页面按真实架构计算。",
-        "naive_cols": ["方法", "bpw", "1B 参数", "7B 参数"],
-        "conc": "结论与建议",
-        "task_title": "留出集上的任务指标",
-        "task_note": "在真实数据上训练的模型，于其留出集上测量：分类器为准确率；语言模型为困惑度、相对 FP32 模型的 KL 散度（每 token nats）"
-        "与最高概率 token 一致率。“ref” 列为未量化模型。",
-        "task_cols": ["模型", "方法", "bpw", "权重余弦", "输出余弦"],
-        "rec_acc": "- 精度优先：**{method}** 在 {model} 上权重余弦为 {cos}（{band}），压缩比 {ratio}。",
-        "rec_mem": "- 内存优先：**{method}** 在 {model} 上压缩比 {ratio}（节省 {saving}），余弦 {cos}（{band}）。",
-        "rec_bal": "- 平衡：**{method}** 是 {model} 上至少达到“可接受”等级的最小文件（余弦 {cos}，{ratio}）。",
-        "rec_none": "- 平衡：在 {model} 上没有比 **{method}** 更小且达到“可接受”以上的方法；"
-        "可尝试分组缩放加裁剪（rtn --group-size 64 --clip）或校准方法。",
-        "bands": {"excellent": "优秀", "good": "良好", "acceptable": "可接受", "poor": "较差"},
-    },
-}  # fmt: skip
+TEXT_DIR = Path(__file__).resolve().parent / "text"
 
 
-def fmt_bytes(n: float) -> str:
-    """Binary units, labelled: bytes under 1 KiB, KiB under 1 MiB, MiB under 1 GiB, else GiB."""
-    if n < 1024:
-        return f"{n:.0f} B"
-    if n < MIB:
-        return f"{n / 1024:.1f} KiB"
-    if n < GIB:
-        return f"{n / MIB:.2f} MiB"
-    return f"{n / GIB:.2f} GiB"
-
-
-def fmt_cos(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.6f}"
-
-
-def fmt_db(x: float | None) -> str:
-    return "exact" if x is None else f"{x:.2f} dB"
+@lru_cache(maxsize=4)
+def text(lang: str) -> dict:
+    """The report's sentences and column names in `lang` ('en' or 'zh'): qcore/analysis/text/report.LANG.json."""
+    name = "zh" if lang == "zh" else "en"
+    return json.loads((TEXT_DIR / f"report.{name}.json").read_text(encoding="utf-8"))
 
 
 def _table(cols: list[str], rows: list[list]) -> str:
@@ -260,119 +146,141 @@ def _by_method(rows: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+@dataclass(frozen=True)
+class _Doc:
+    """What every section of one report shares."""
+
+    rows: list[dict]
+    t: dict
+    groups: dict[str, list[dict]]
+    largest: str
+
+    def band(self, name: str | None) -> str:
+        return self.t["bands"].get(name, name)
+
+    def ordered(self) -> list[dict]:
+        """Rows by model size, then in the order their methods were given."""
+        order = list(self.groups)
+        return sorted(self.rows, key=lambda r: (r["params"], order.index(_label(r))))
+
+
 def render_markdown(rows: list[dict], lang: str = "en") -> str:
     """The report, in the reference report's order, computed from `rows` (records from scaling_rows)."""
-    t = T["zh" if lang == "zh" else "en"]
-    band = lambda b: t["bands"].get(b, b)  # noqa: E731
-    sources = list(dict.fromkeys(r["source"] for r in sorted(rows, key=lambda r: r["params"])))
     groups = _by_method(rows)
-    largest = max(rows, key=lambda r: r["params"])["source"]
-    out = [f"# {t['title']}", "", f"## {t['summary']}", ""]
-    out.append(
-        t["setup"].format(
-            cpu=platform.machine() or "CPU",
-            torch=torch.__version__,
-            threads=rows[0].get("threads"),
-            models=", ".join(f"{s} ({next(r['params'] for r in rows if r['source'] == s):,})" for s in sources),
-            methods=", ".join(groups),
-        )
-    )
-    out += ["", f"## {t['table']}", ""]
-    body = []
-    for r in sorted(rows, key=lambda r: (r["params"], list(groups).index(_label(r)))):
-        body.append(
-            [r["source"], f"{r['params']:,}", fmt_bytes(r["fp16_bytes"]), _label(r), fmt_bytes(r["quantized_bytes"]),
-             f"{r['compression_ratio']:.2f}x", f"{r['theoretical_ratio']:.2f}x", fmt_cos(r["weight_cosine"]),
-             fmt_db(r["sqnr_db"]), fmt_cos(r["output_cosine"]), band(r["quality"]), f"{r['quant_seconds']:.4f} s"]
-        )  # fmt: skip
-    out.append(_table(t["cols"], body))
-    refs = [(r, reference_row(r["source"], r.get("label", r["method"]) == r["method"] and r["method"])) for r in rows]
-    refs = [(r, ref) for r, ref in refs if ref]
-    if refs:
-        out += ["", f"### {t['ref_title'].format(date=REFERENCE_DATE)}", ""]
-        out.append(
-            _table(
-                t["ref_cols"],
-                [[r["source"], _label(r), f"{r['compression_ratio']:.2f}x", f"{ref['compression_ratio']:.2f}x",
-                  fmt_cos(r["weight_cosine"]), f"{ref['weight_cosine']:.4f}", f"{r['quant_seconds']:.4f} s",
-                  f"{ref['quant_seconds']:.2f} s"] for r, ref in refs],
-            )
-        )  # fmt: skip
-        out += ["", t["ref_note"]]
+    doc = _Doc(rows, text(lang), groups, max(rows, key=lambda r: r["params"])["source"])
     trends = trend_lines(rows, lang)
-    out += ["", f"## {t['findings']}", "", f"### {t['f_ratio']}", "", *trends["compression"]]
+    sections = (
+        _summary(doc), _results(doc), _reference(doc), _findings(doc, trends), _sizes(doc), _memory(doc),
+        _tasks(doc), _conclusions(doc),
+    )  # fmt: skip
+    return "\n".join(line for section in sections for line in section) + "\n"
+
+
+def _summary(doc: _Doc) -> list[str]:
+    t, rows = doc.t, doc.rows
+    sources = list(dict.fromkeys(r["source"] for r in sorted(rows, key=lambda r: r["params"])))
+    models = ", ".join(f"{s} ({next(r['params'] for r in rows if r['source'] == s):,})" for s in sources)
+    setup = t["setup"].format(
+        cpu=platform.machine() or "CPU", torch=torch.__version__, threads=rows[0].get("threads"), models=models,
+        methods=", ".join(doc.groups),
+    )  # fmt: skip
+    return [f"# {t['title']}", "", f"## {t['summary']}", "", setup]
+
+
+def _results(doc: _Doc) -> list[str]:
+    body = [
+        [r["source"], f"{r['params']:,}", fmt_bytes(r["fp16_bytes"]), _label(r), fmt_bytes(r["quantized_bytes"]),
+         fmt_ratio(r["compression_ratio"]), fmt_ratio(r["theoretical_ratio"]), fmt_cos(r["weight_cosine"]),
+         fmt_db(r["sqnr_db"]), fmt_cos(r["output_cosine"]), doc.band(r["quality"]), fmt_secs(r["quant_seconds"])]
+        for r in doc.ordered()
+    ]  # fmt: skip
+    return ["", f"## {doc.t['table']}", "", _table(doc.t["cols"], body)]
+
+
+def _reference(doc: _Doc) -> list[str]:
+    """Our rows beside the reference report's, where it published the same preset and plain method."""
+    pairs = [(r, reference_row(r["source"], r["method"])) for r in doc.rows if _label(r) == r["method"]]
+    pairs = [(r, ref) for r, ref in pairs if ref]
+    if not pairs:
+        return []
+    body = [
+        [r["source"], _label(r), fmt_ratio(r["compression_ratio"]), fmt_ratio(ref["compression_ratio"]),
+         fmt_cos(r["weight_cosine"]), f"{ref['weight_cosine']:.4f}", fmt_secs(r["quant_seconds"]),
+         f"{ref['quant_seconds']:.2f} s"]
+        for r, ref in pairs
+    ]  # fmt: skip
+    t = doc.t
+    return ["", f"### {t['ref_title'].format(date=REFERENCE_DATE)}", "", _table(t["ref_cols"], body), "", t["ref_note"]]
+
+
+def _findings(doc: _Doc, trends: dict[str, list[str]]) -> list[str]:
+    t = doc.t
+    out = ["", f"## {t['findings']}", "", f"### {t['f_ratio']}", "", *trends["compression"]]
     out += ["", f"### {t['f_cos']}", "", *trends["accuracy"]]
-    why = [r for r in rows if r["layers"] and r["layers"][0].get("predicted_cosine") is not None]
+    why = [r for r in doc.rows if r["layers"] and r["layers"][0].get("predicted_cosine") is not None]
     if why:
-        out += ["", t["why_cos"], ""]
         body = []
         for r in sorted(why, key=lambda r: (r["params"], _label(r))):
             row_len = sum(la["params"] for la in r["layers"]) / sum(la["shape"][0] for la in r["layers"])
             pred = _predicted_model_cosine(r)
-            body.append(
-                [
-                    r["source"],
-                    f"{row_len:.0f}",
-                    f"{r['range_std']:.2f}",
-                    _label(r),
-                    fmt_cos(pred),
-                    fmt_cos(r["weight_cosine"]),
-                ]
-            )
-        out.append(_table(t["why_cols"], body))
-    out += ["", f"### {t['f_time']}", "", *trends["speed"]]
-    out += ["", f"## {t['size_title']}", ""]
+            body.append([r["source"], f"{row_len:.0f}", f"{r['range_std']:.2f}", _label(r), fmt_cos(pred),
+                         fmt_cos(r["weight_cosine"])])  # fmt: skip
+        out += ["", t["why_cos"], "", _table(t["why_cols"], body)]
+    return out + ["", f"### {t['f_time']}", "", *trends["speed"]]
+
+
+def _sizes(doc: _Doc) -> list[str]:
+    t, rows = doc.t, doc.rows
     body = []
-    for r in sorted(rows, key=lambda r: (r["params"], list(groups).index(_label(r)))):
-        b = r["breakdown"]
-        zs = r.get("zstd_bytes")
+    for r in doc.ordered():
+        b, zs = r["breakdown"], r.get("zstd_bytes")
         body.append(
             [r["source"], _label(r), fmt_bytes(b["file_bytes"]), fmt_bytes(b["payload_bytes"]), fmt_bytes(b["metadata_bytes"]),
-             fmt_bytes(b["passthrough_bytes"]), fmt_bytes(b["container_bytes"]), f"{r['metadata_share']:.1%}",
-             fmt_bytes(zs) if zs else "n/a", f"{r['zstd_ratio']:.2f}x" if zs else "n/a"]
+             fmt_bytes(b["passthrough_bytes"]), fmt_bytes(b["container_bytes"]), fmt_pct(r["metadata_share"]),
+             fmt_bytes(zs) if zs else "n/a", fmt_ratio(r["zstd_ratio"]) if zs else "n/a"]
         )  # fmt: skip
-    out.append(_table(t["size_cols"], body))
     container = sorted(r["breakdown"]["container_bytes"] for r in rows)[len(rows) // 2]
     entropy = ", ".join(
         f"{r['source']} {r['method']} {r['code_entropy']:.2f} of {r['bits']} bits"
         for r in rows
         if r.get("code_entropy")
     )
-    out += ["", t["size_note"].format(container=fmt_bytes(container), entropy=entropy or "n/a")]
-    big = [r for r in rows if r["source"] == largest]
-    out += ["", f"## {t['mem_title'].format(model=largest)}", ""]
-    out.append(
-        _table(
-            t["mem_cols"],
-            [[_label(r), fmt_bytes(r["fp16_bytes"]), fmt_bytes(r["quantized_bytes"]), f"{r['memory_saving']:.1%}",
-              fmt_bytes(r["saved_bytes"])] for r in big],
-        )
-    )  # fmt: skip
-    out += ["", f"### {t['naive_title']}", "", t["naive_note"].format(model=largest), ""]
-    out.append(
-        _table(
-            t["naive_cols"],
-            [[_label(r), f"{r['bpw']:.3f}", fmt_bytes(1e9 * r["bpw"] / 8), fmt_bytes(7e9 * r["bpw"] / 8)] for r in big],
-        )
-    )
-    tasks = [r for r in rows if r.get("task")]
-    if tasks:
-        keys = list(dict.fromkeys(k for r in tasks for k in r["task"]))
-        out += ["", f"## {t['task_title']}", "", t["task_note"], ""]
-        body = [
-            [r["source"], _label(r), f"{r['bpw']:.3f}", fmt_cos(r["weight_cosine"]), fmt_cos(r["output_cosine"])]
-            + [_fmt_metric(r["task"].get(k)) for k in keys]
-            for r in sorted(tasks, key=lambda r: (r["params"], r["source"], r["bpw"]))
-        ]
-        out.append(_table(t["task_cols"] + keys, body))
-    out += ["", f"## {t['conc']}", ""]
-    out += _recommendations(big, largest, t, band)
-    return "\n".join(out) + "\n"
+    note = t["size_note"].format(container=fmt_bytes(container), entropy=entropy or "n/a")
+    return ["", f"## {t['size_title']}", "", _table(t["size_cols"], body), "", note]
+
+
+def _memory(doc: _Doc) -> list[str]:
+    t, big = doc.t, [r for r in doc.rows if r["source"] == doc.largest]
+    saved = [[_label(r), fmt_bytes(r["fp16_bytes"]), fmt_bytes(r["quantized_bytes"]), fmt_pct(r["memory_saving"]),
+              fmt_bytes(r["saved_bytes"])] for r in big]  # fmt: skip
+    naive = [[_label(r), f"{r['bpw']:.3f}", fmt_bytes(1e9 * r["bpw"] / 8), fmt_bytes(7e9 * r["bpw"] / 8)] for r in big]
+    out = ["", f"## {t['mem_title'].format(model=doc.largest)}", "", _table(t["mem_cols"], saved)]
+    out += ["", f"### {t['naive_title']}", "", t["naive_note"].format(model=doc.largest), ""]
+    return out + [_table(t["naive_cols"], naive)]
+
+
+def _tasks(doc: _Doc) -> list[str]:
+    tasks = [r for r in doc.rows if r.get("task")]
+    if not tasks:
+        return []
+    t = doc.t
+    keys = list(dict.fromkeys(k for r in tasks for k in r["task"]))
+    body = [
+        [r["source"], _label(r), f"{r['bpw']:.3f}", fmt_cos(r["weight_cosine"]), fmt_cos(r["output_cosine"])]
+        + [fmt_metric(r["task"].get(k)) for k in keys]
+        for r in sorted(tasks, key=lambda r: (r["params"], r["source"], r["bpw"]))
+    ]
+    return ["", f"## {t['task_title']}", "", t["task_note"], "", _table(t["task_cols"] + keys, body)]
+
+
+def _conclusions(doc: _Doc) -> list[str]:
+    big = [r for r in doc.rows if r["source"] == doc.largest]
+    return ["", f"## {doc.t['conc']}", "", *_recommendations(big, doc.largest, doc.t, doc.band)]
 
 
 def trend_lines(rows: list[dict], lang: str = "en") -> dict[str, list[str]]:
     """Trend statements computed from the rows: {"compression": [...], "accuracy": [...], "speed": [...]}."""
-    t = T["zh" if lang == "zh" else "en"]
+    t = text(lang)
     groups = _by_method(rows)
     lines: dict[str, list[str]] = {"compression": [], "accuracy": [], "speed": []}
     for method, rs in groups.items():
@@ -397,12 +305,6 @@ def trend_lines(rows: list[dict], lang: str = "en") -> dict[str, list[str]]:
             )
         )  # fmt: skip
     return lines
-
-
-def _fmt_metric(x) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x:.4f}" if isinstance(x, float) else str(x)
 
 
 def _predicted_model_cosine(r: dict) -> float:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import QcoreError
-from ..measure.pipeline import Policy, Progress, run
-from ..models.presets import Model
+from ..measure.pipeline import run
+from ..models.model import Model
+from ..models.policy import Policy
+from ..progress import Progress
 
 # Parameter counts the reference report extrapolated to, plus a generic 1B.
 NAMED_SIZES = {"Qwen3-0.6B (~0.6B)": 600_000_000, "1B": 1_000_000_000, "LLaMA-7B (~7B)": 7_000_000_000}
