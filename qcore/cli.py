@@ -1,18 +1,28 @@
 """The command line: `python -m qcore <command> [options] [--json]` (the CLI contract in DESIGN.md).
 
 With --json, stdout carries one JSON document and nothing else; progress and logs go to stderr.
-Bad input exits 2 with a one-line message on stderr.
+Bad input exits 2 with a one-line message on stderr. Every command builds a spec (qcore.api) and calls the same
+function a page calls, so both print the same figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
+from pathlib import Path
 
+from .analysis.archs import ARCHS, arch_summary
+from .analysis.report import parse_spec, scaling_rows, write_report
+from .api.extrapolate import extrapolate
+from .api.runs import run_spec
+from .api.specs import EXTRAPOLATE_POLICY, RUN_POLICY, ExtrapolationSpec, ModelRef, RunSpec, Target, flag
 from .errors import QcoreError
+from .format import fmt_bytes, fmt_cos, fmt_db, to_json
+from .methods.registry import METHODS, get_method
+from .models.catalog import listing, model_names
+from .models.policy import Policy
+from .models.presets import PRESETS
 
 EXIT_BAD_INPUT = 2
 
@@ -34,19 +44,8 @@ def progress_bar(label: str):
     return update
 
 
-def jsonable(x):
-    """Non-finite floats become null: JSON has no NaN or infinity."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [jsonable(v) for v in x]
-    return x
-
-
 def emit(doc) -> None:
-    sys.stdout.write(json.dumps(jsonable(doc), allow_nan=False, ensure_ascii=False) + "\n")
+    sys.stdout.write(to_json(doc) + "\n")
 
 
 def _csv(s: str) -> list[str]:
@@ -61,12 +60,21 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .methods.registry import METHODS
-    from .models.presets import PRESETS
-
     p = OneLineParser(prog="python -m qcore", description="Post-training weight quantization lab")
     sub = p.add_subparsers(dest="command", required=True)
+    _report_parser(sub)
+    _run_parser(sub)
+    _extrapolate_parser(sub)
+    for name, text in (
+        ("archs", "the architecture catalogue with exact parameter counts"),
+        ("methods", "the method registry: names, options, defaults"),
+        ("presets", "the built-in models"),
+    ):
+        sub.add_parser(name, help=text).add_argument("--json", action="store_true")
+    return p
 
+
+def _report_parser(sub) -> None:
     r = sub.add_parser("report", help="the reference report's scaling table")
     r.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets")
     r.add_argument(
@@ -79,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_options(r)
     r.add_argument("--json", action="store_true", help='print {"rows": [record, ...]}')
 
+
+def _run_parser(sub) -> None:
     q = sub.add_parser("run", help="quantize one model with one method")
     src = q.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", help=f"one of {', '.join(PRESETS)}, or a trained model (see `presets`)")
@@ -90,15 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--codec", choices=("none", "zstd"), default="none", help="Parquet codec (off for the headline ratio)"
     )
-    q.add_argument("--keep-head", action="store_true", help="keep the output head in FP16")
-    q.add_argument(
-        "--quantize-embeddings", action="store_true", help="quantize embedding tables (kept FP16 by default)"
-    )
-    q.add_argument("--include", help="regex: quantize only matching tensor names")
-    q.add_argument("--exclude", help="regex: keep matching tensor names in FP16")
+    _add_policy_options(q, RUN_POLICY)
     q.add_argument("--out", help="write the artifact here (.parquet)")
     q.add_argument("--json", action="store_true", help="print one record")
 
+
+def _extrapolate_parser(sub) -> None:
     e = sub.add_parser("extrapolate", help="sizes, KV cache and predicted accuracy for a real architecture")
     tgt = e.add_mutually_exclusive_group(required=True)
     tgt.add_argument("--arch", help="a catalogued architecture (see `archs`)")
@@ -106,43 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
     tgt.add_argument("--config", help="a Hugging Face config.json")
     e.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
     _add_method_options(e)
-    e.add_argument("--quantize-embeddings", action="store_true", help="quantize the embedding table too")
-    e.add_argument("--quantize-head", action="store_true", help="quantize the output head too")
+    _add_policy_options(e, EXTRAPOLATE_POLICY)
     e.add_argument("--context", type=int, default=4096, help="tokens of KV cache")
     e.add_argument("--batch", type=int, default=1, help="sequences of KV cache")
     e.add_argument("--kv-bits", type=int, default=16, choices=(16, 8, 4), help="KV cache precision")
     e.add_argument("--no-accuracy", action="store_true", help="skip the accuracy fit (sizes only)")
     e.add_argument("--json", action="store_true")
 
-    ar = sub.add_parser("archs", help="the architecture catalogue with exact parameter counts")
-    ar.add_argument("--json", action="store_true")
-
-    m = sub.add_parser("methods", help="the method registry: names, options, defaults")
-    m.add_argument("--json", action="store_true")
-    ps = sub.add_parser("presets", help="the built-in models")
-    ps.add_argument("--json", action="store_true")
-    return p
-
-
-COMMON_HELP = {
-    "bits": "code width (2, 3, 4, 8)",
-    "group_size": "input columns per scale; 0 = per-channel",
-    "sym": "symmetric quantization (--no-sym: asymmetric)",
-    "clip": "MSE-optimal clipping search",
-    "target_bpw": "bits-per-weight budget (methods that allocate bits)",
-}
-
 
 def method_option_specs() -> dict[str, dict]:
-    """Every option a method lets the user set, once per name, with the methods that take it (the registry's)."""
-    from .methods.registry import METHODS
-
+    """Every option some method lets the user set, once per name: its type, help, and each method's default."""
     specs: dict[str, dict] = {}
     for m in METHODS.values():
         for opt in m.options():
-            if not opt["fixed"]:
-                spec = specs.setdefault(opt["name"], {**opt, "methods": {}})
-                spec["methods"][m.name] = opt["default"]
+            if not opt.fixed:
+                spec = specs.setdefault(opt.name, {"type": opt.type, "help": opt.help, "methods": {}})
+                spec["methods"][m.name] = opt.default
     return specs
 
 
@@ -150,41 +136,61 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     """One flag per registry option (--group-size for group_size); unset flags keep each method's default."""
     for name, spec in method_option_specs().items():
         defaults = ", ".join(f"{m} {d}" for m, d in spec["methods"].items())
-        text = COMMON_HELP.get(name) or spec["help"] or name
-        kw: dict = {"default": None, "help": f"{text}; default {defaults}"}
+        kw: dict = {"default": None, "help": f"{spec['help'] or name}; default {defaults}"}
         if spec["type"] == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         else:
             kw["type"] = {"int": int, "float": float}.get(spec["type"], str)
             kw["metavar"] = name.upper()  # the method's config checks the value, with its own message
-        p.add_argument("--" + name.replace("_", "-"), **kw)
+        p.add_argument(flag(name), **kw)
 
 
-def _options(args) -> dict:
+def _add_policy_options(p: argparse.ArgumentParser, default: Policy) -> None:
+    """Which tensors are quantized; the command's own default is stated in the help."""
+    head = p.add_mutually_exclusive_group()
+    on = " (default)" if default.quantize_head else ""
+    head.add_argument(
+        "--quantize-head", dest="head", action="store_true", default=None, help="quantize the output head" + on
+    )
+    head.add_argument(
+        "--keep-head",
+        dest="head",
+        action="store_false",
+        help="keep the output head in FP16" + ("" if on else " (default)"),
+    )
+    emb = p.add_mutually_exclusive_group()
+    on = " (default)" if default.quantize_embeddings else ""
+    emb.add_argument(
+        "--quantize-embeddings", dest="emb", action="store_true", default=None, help="quantize embedding tables" + on
+    )
+    emb.add_argument(
+        "--keep-embeddings",
+        dest="emb",
+        action="store_false",
+        help="keep embedding tables in FP16" + ("" if on else " (default)"),
+    )
+    p.add_argument("--include", help="regex: quantize only matching tensor names")
+    p.add_argument("--exclude", help="regex: keep matching tensor names in FP16")
+
+
+def policy_of(args, default: Policy) -> Policy:
+    head = default.quantize_head if args.head is None else args.head
+    emb = default.quantize_embeddings if args.emb is None else args.emb
+    return Policy(head, emb, args.include or None, args.exclude or None)
+
+
+def options_of(args) -> dict:
     """The method options given on the command line (the method's config says which it takes)."""
     return {k: getattr(args, k) for k in method_option_specs() if getattr(args, k, None) is not None}
 
 
 def cmd_run(args) -> int:
-    from .formats.readers import read_weights
-    from .measure.pipeline import Policy, run
-    from .models.presets import load_model
-
-    model = load_model(args.preset) if args.preset else read_weights(args.weights)
     if args.out and not args.out.endswith(".parquet"):
         raise QcoreError(f"--out must name a .parquet file, got '{args.out}'")
-    policy = Policy(not args.keep_head, args.quantize_embeddings, args.include, args.exclude)
-    res = run(
-        model,
-        args.method,
-        _options(args),
-        policy,
-        args.codec,
-        args.out,
-        progress_bar(f"{model.name} {args.method}"),
-        keep=False,  # only the record is needed: stream tensor by tensor
-    )
-    rec = res.record
+    ref = ModelRef("preset", args.preset) if args.preset else ModelRef("file", args.weights)
+    spec = RunSpec.make(ref, args.method, options_of(args), policy_of(args, RUN_POLICY), args.codec)
+    bar = progress_bar(f"{ref.label} {args.method}")
+    rec = run_spec(spec, out=args.out, progress=bar, keep=False).record  # only the record: stream tensor by tensor
     if args.json:
         emit(rec)
     else:
@@ -193,36 +199,29 @@ def cmd_run(args) -> int:
 
 
 def summary_line(rec: dict) -> str:
-    from .analysis.report import fmt_bytes, fmt_cos, fmt_db
-
     if rec["output_cosine"] is None and rec.get("synthetic_output_cosine") is not None:
         output = f"synthetic-input output cosine {fmt_cos(rec['synthetic_output_cosine'])}"
     else:
         output = f"output cosine {fmt_cos(rec['output_cosine'])}"
+    theoretical = f"{rec['theoretical_ratio']:.2f}x" if rec["theoretical_ratio"] else "n/a"
     return (
         f"{rec['source']} {rec['method']}: {fmt_bytes(rec['fp16_bytes'])} -> {fmt_bytes(rec['quantized_bytes'])} "
-        f"({rec['compression_ratio']:.2f}x, theoretical {rec['theoretical_ratio']:.2f}x, {rec['bpw']:.3f} bpw), "
+        f"({rec['compression_ratio']:.2f}x, theoretical {theoretical}, {rec['bpw']:.3f} bpw), "
         f"weight cosine {fmt_cos(rec['weight_cosine'])} ({rec['quality']}), SQNR {fmt_db(rec['sqnr_db'])}, "
         f"{output}, {rec['quant_seconds']:.4f} s on {rec['threads']} threads"
     )
 
 
 def cmd_report(args) -> int:
-    from .analysis.report import scaling_rows, write_report
-    from .methods.registry import get_method
-    from .models.presets import model_names
-
     presets, methods = _csv(args.presets), _csv(args.methods)
+    if not presets or not methods:
+        raise QcoreError("--presets and --methods each need at least one name")
     for name in presets:
         if name not in model_names():
             raise QcoreError(f"unknown preset '{name}'; choose from {', '.join(model_names())}")
-    from .analysis.report import parse_spec
-
     for spec in methods:
         get_method(parse_spec(spec)[0])
-    if not presets or not methods:
-        raise QcoreError("--presets and --methods each need at least one name")
-    rows = scaling_rows(presets, methods, _options(args), args.out, progress_bar("report"))
+    rows = scaling_rows(presets, methods, options_of(args), args.out, progress_bar("report"))
     if args.out:
         for path in write_report(rows, args.out, args.lang):
             print(f"wrote {path}", file=sys.stderr)
@@ -234,71 +233,54 @@ def cmd_report(args) -> int:
     return 0
 
 
-def cmd_extrapolate(args) -> int:
-    from pathlib import Path
-
-    from .analysis.archs import (
-        SizePolicy,
-        arch_from_config,
-        arch_from_params,
-        arch_sizes,
-        fit_accuracy,
-        get_arch,
-        kv_cache_bytes,
-        predict_accuracy,
-    )
-    from .analysis.report import fmt_bytes, fmt_cos
-
+def target_of(args) -> Target:
     if args.arch:
-        arch = get_arch(args.arch)
-    elif args.config:
+        return Target("catalog", args.arch)
+    if args.config:
         p = Path(args.config)
         if not p.is_file():
             raise QcoreError(f"no such file: {p}")
-        arch = arch_from_config(p.read_text(encoding="utf-8", errors="replace"), p.stem)
-    else:
-        if not args.params > 0 or args.params != int(args.params):
-            raise QcoreError(f"--params must be a positive whole number, got {args.params}")
-        arch = arch_from_params(int(args.params))
-    policy = SizePolicy(args.quantize_embeddings, args.quantize_head)
-    options = _options(args)
-    doc = arch_sizes(arch, args.method, options, policy)
-    doc["kv_cache"] = {
-        "context": args.context, "batch": args.batch, "kv_bits": args.kv_bits,
-        "bytes": kv_cache_bytes(arch, args.context, args.batch, args.kv_bits),
-    }  # fmt: skip
-    if not args.no_accuracy:
-        print("fitting accuracy on the presets ...", file=sys.stderr)
-        doc["accuracy"] = predict_accuracy(
-            fit_accuracy(args.method, options), arch, SizePolicy(args.quantize_embeddings, args.quantize_head)
-        )
+        return Target("config", p.read_text(encoding="utf-8", errors="replace"), p.stem)
+    if not args.params > 0 or args.params != int(args.params):
+        raise QcoreError(f"--params must be a positive whole number, got {args.params}")
+    return Target("params", int(args.params))
+
+
+def cmd_extrapolate(args) -> int:
+    spec = ExtrapolationSpec.make(
+        target_of(args), args.method, options_of(args), policy_of(args, EXTRAPOLATE_POLICY),
+        context=args.context, batch=args.batch, kv_bits=args.kv_bits, accuracy=not args.no_accuracy,
+    )  # fmt: skip
+    doc = extrapolate(spec, progress=progress_bar("fitting accuracy on the presets"))
     if args.json:
         emit(doc)
         return 0
-    print(
-        f"{arch.name}: {arch.params:,} params; "
-        + ", ".join(f"{k} {v:,}" for k, v in doc["params_by_kind"].items() if v)
-    )
-    print(
-        f"{args.method}: {fmt_bytes(doc['fp16_bytes'])} -> {fmt_bytes(doc['quantized_bytes'])} "
-        f"({doc['compression_ratio']:.2f}x, {doc['memory_saving']:.1%} saved, {doc['bpw']:.3f} bpw); "
-        + ", ".join(f"{k} {fmt_bytes(v)}" for k, v in doc["bytes_by_kind"].items() if v)
-    )
+    for line in extrapolation_lines(doc):
+        print(line)
+    return 0
+
+
+def extrapolation_lines(doc: dict) -> list[str]:
+    kinds = ", ".join(f"{k} {v:,}" for k, v in doc["params_by_kind"].items() if v)
+    parts = ", ".join(f"{k} {fmt_bytes(v)}" for k, v in doc["bytes_by_kind"].items() if v)
     kv = doc["kv_cache"]
-    print(f"KV cache: {fmt_bytes(kv['bytes'])} at {kv['context']} tokens x {kv['batch']} in {kv['kv_bits']}-bit")
+    lines = [
+        f"{doc['arch']}: {doc['params']:,} params; {kinds}",
+        f"{doc['method']}: {fmt_bytes(doc['fp16_bytes'])} -> {fmt_bytes(doc['quantized_bytes'])} "
+        f"({doc['compression_ratio']:.2f}x, {doc['memory_saving']:.1%} saved, {doc['bpw']:.3f} bpw); {parts}",
+        f"KV cache: {fmt_bytes(kv['bytes'])} at {kv['context']} tokens x {kv['batch']} in {kv['kv_bits']}-bit",
+    ]
     if "accuracy" in doc:
         a = doc["accuracy"]
-        print(
+        lines.append(
             f"weight cosine (extrapolated): {fmt_cos(a['weight_cosine'])} "
             f"[{fmt_cos(a['weight_cosine_low'])}, {fmt_cos(a['weight_cosine_high'])}], "
             f"back-test error {a['backtest_cosine_error']:+.5f}"
         )
-    return 0
+    return lines
 
 
 def cmd_archs(args) -> int:
-    from .analysis.archs import ARCHS, arch_summary
-
     doc = [arch_summary(a) for a in ARCHS.values()]
     if args.json:
         emit({"archs": doc})
@@ -309,12 +291,11 @@ def cmd_archs(args) -> int:
 
 
 def cmd_methods(args) -> int:
-    from .methods.registry import METHODS
-
     doc = [
-        {"name": m.name, "summary": m.summary, "needs_calibration": m.needs_calibration, "options": m.options()}
+        {"name": m.name, "summary": m.summary, "needs_calibration": m.needs_calibration,
+         "options": [o.as_dict() for o in m.options()]}
         for m in METHODS.values()
-    ]
+    ]  # fmt: skip
     if args.json:
         emit({"methods": doc})
     else:
@@ -325,18 +306,7 @@ def cmd_methods(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    import math
-
-    from .models.presets import PRESETS, load_preset
-    from .models.trained import CONFIGS, TRAINED, expected_shapes
-
-    doc = []
-    for name in PRESETS:
-        m = load_preset(name)
-        doc.append({"name": name, "params": m.params, "description": m.description, "trained": False})
-    for name, desc in TRAINED.items():  # sizes from the config: listing never loads or trains
-        params = sum(math.prod(s) for s in expected_shapes(CONFIGS[name]).values())
-        doc.append({"name": name, "params": params, "description": desc, "trained": True})
+    doc = listing()
     if args.json:
         emit({"presets": doc})
     else:

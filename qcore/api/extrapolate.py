@@ -1,0 +1,33 @@
+"""One extrapolation, built once for the CLI and the Extrapolate page: sizes, KV cache and accuracy."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..analysis.accuracy import AccuracyFit, fit_accuracy, predict_accuracy
+from ..analysis.archs import kv_cache_bytes
+from ..analysis.sizing import arch_sizes
+from ..progress import Progress
+from .specs import ExtrapolationSpec
+
+
+def extrapolate(spec: ExtrapolationSpec, fit: AccuracyFit | None = None, progress: Progress | None = None) -> dict:
+    """arch_sizes' figures for the spec's architecture and method, plus:
+
+    all_quantized_ratio: the ratio with embeddings and head quantized too (what a codes-only figure suggests);
+    kv_cache: {context, batch, kv_bits, bytes}; accuracy (when spec.accuracy): predict_accuracy's figures from
+    `fit`, or from a fit measured here on the presets (fit_accuracy) when none is given.
+    """
+    arch = spec.target.resolve()
+    options = dict(spec.options)
+    doc = arch_sizes(arch, spec.method, options, spec.policy)
+    everything = replace(spec.policy, quantize_head=True, quantize_embeddings=True)
+    doc["all_quantized_ratio"] = arch_sizes(arch, spec.method, options, everything)["compression_ratio"]
+    doc["kv_cache"] = {
+        "context": spec.context, "batch": spec.batch, "kv_bits": spec.kv_bits,
+        "bytes": kv_cache_bytes(arch, spec.context, spec.batch, spec.kv_bits),
+    }  # fmt: skip
+    if spec.accuracy:
+        fit = fit or fit_accuracy(spec.method, options, progress=progress)
+        doc["accuracy"] = predict_accuracy(fit, arch, spec.policy)
+    return doc
