@@ -1,4 +1,4 @@
-"""Quantization lab: the dashboard's entry point. Shared sidebar, then the chosen page (see pages/)."""
+"""Quantization lab: the dashboard's entry point. Shared sidebar, then the chosen page (see app_pages/)."""
 
 import logging
 
@@ -16,12 +16,14 @@ except Exception as e:  # the pages fall back to the default selection
     st.sidebar.error(t("err_internal", kind=type(e).__name__, msg=str(e)), icon=":material/bug_report:")
 pages = [
     st.Page(
-        "pages/quantize.py", title=t("nav_quantize"), icon=":material/compress:", url_path="quantize", default=True
+        "app_pages/quantize.py", title=t("nav_quantize"), icon=":material/compress:", url_path="quantize", default=True
     ),
-    st.Page("pages/scaling.py", title=t("nav_scaling"), icon=":material/trending_up:", url_path="scaling"),
-    st.Page("pages/compare.py", title=t("nav_compare"), icon=":material/scatter_plot:", url_path="compare"),
-    st.Page("pages/extrapolate.py", title=t("nav_extrapolate"), icon=":material/open_in_full:", url_path="extrapolate"),
-    st.Page("pages/report.py", title=t("nav_report"), icon=":material/description:", url_path="report"),
+    st.Page("app_pages/scaling.py", title=t("nav_scaling"), icon=":material/trending_up:", url_path="scaling"),
+    st.Page("app_pages/compare.py", title=t("nav_compare"), icon=":material/scatter_plot:", url_path="compare"),
+    st.Page(
+        "app_pages/extrapolate.py", title=t("nav_extrapolate"), icon=":material/open_in_full:", url_path="extrapolate"
+    ),
+    st.Page("app_pages/report.py", title=t("nav_report"), icon=":material/description:", url_path="report"),
 ]
 page = st.navigation(pages)
 try:

@@ -1,42 +1,31 @@
-"""Glue for the Extrapolate page: target architectures, method choices, the cached size and accuracy model,
-and the tables and sentences that explain its figures.
+"""Glue for the Extrapolate page: target architectures, method choices, the cached accuracy fits, and the tables
+and sentences that explain the figures.
 
-Every number comes from qcore.arch, with the same calls and arguments as
-`python -m qcore extrapolate --arch NAME --method M [...] --json`: arch_sizes for the sizes,
-fit_accuracy + predict_accuracy for the accuracy, kv_cache_bytes for the KV cache.
+Every row is qcore.api.extrapolate for one ExtrapolationSpec: the same call `python -m qcore extrapolate` makes,
+and the row carries the spec whose command line prints it.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import streamlit as st
 
-from qcore import METHODS, QcoreError, get_method
-from qcore.analysis.archs import (
-    ARCHS,
-    AccuracyFit,
-    Arch,
-    SizePolicy,
-    arch_from_config,
-    arch_from_params,
-    arch_sizes,
-    fit_accuracy,
-    get_arch,
-    kv_cache_bytes,
-    predict_accuracy,
-)
+from qcore import METHODS, ExtrapolationSpec, Policy, QcoreError, Target, get_method
+from qcore.analysis.accuracy import AccuracyFit, fit_accuracy
+from qcore.analysis.archs import ARCHS, kv_cache_bytes
 from qcore.analysis.reference import REFERENCE_PREDICTIONS
-from qcore.analysis.report import fmt_bytes, fmt_cos
-from ui.cache import CALLS, Options, Spec, as_options
+from qcore.api.extrapolate import extrapolate as qcore_extrapolate
+from qcore.api.specs import MethodSpec, as_options
+from qcore.format import GIB, fmt_bytes, fmt_cos, fmt_pct, fmt_ratio
+from ui.cache import CALLS
 from ui.i18n import t
 from ui.sidebar import method_options
-from ui.tables import fmt_pct, fmt_ratio, spec_label
+from ui.tables import spec_label
 
-ArchKey = tuple  # ("catalog", name) | ("config", config.json text, fallback name) | ("params", count)
-GIB = 1024**3
 BUDGETS_GIB = (8, 16, 24, 80)
 DEFAULT_ARCHS = ["Qwen3-0.6B", "LLaMA-7B"]
 DEFAULT_METHODS = ["int8", "int2", "rtn 4b g128"]
@@ -45,93 +34,74 @@ RTN_CHOICES = {"rtn 2b g128": (2, 128), "rtn 3b g128": (3, 128), "rtn 4b g128": 
 KEPT_KINDS = {"embedding": "quantize_embeddings", "head": "quantize_head"}  # kinds a policy may keep in FP16
 
 
-def method_choices() -> dict[str, Spec]:
-    """Choice key -> (method, options): every registered method, rtn at a few common settings.
-
-    Methods other than rtn take the options set for them in the sidebar.
-    """
-    out: dict[str, Spec] = {}
+def method_choices() -> dict[str, MethodSpec]:
+    """Choice key -> method spec: every registered method with the options set for it in the sidebar, and rtn at a
+    few common settings besides."""
+    out: dict[str, MethodSpec] = {}
     for name in METHODS:
+        out[name] = MethodSpec(name, method_options(name))
         if name == "rtn":
             for key, (bits, group) in RTN_CHOICES.items():
-                out[key] = ("rtn", as_options({"bits": bits, "group_size": group, "sym": False, "clip": False}))
-        else:
-            out[name] = (name, method_options(name))
+                out[key] = MethodSpec(
+                    "rtn", as_options({"bits": bits, "group_size": group, "sym": False, "clip": False})
+                )
     return out
 
 
-def short_label(method: str, options: Options) -> str:
-    """'int2', 'rtn 4b g128', or a method with the options that differ from its defaults."""
-    if method == "rtn":
-        return spec_label(method, options)
-    defaults = {o["name"]: o["default"] for o in get_method(method).options()}
-    changed = tuple((k, v) for k, v in options if defaults.get(k) != v)
-    return spec_label(method, changed)
-
-
-def resolve_arch(key: ArchKey) -> Arch:
-    if key[0] == "catalog":
-        return get_arch(key[1])
-    if key[0] == "config":
-        return arch_from_config(key[1], key[2])
-    return arch_from_params(int(key[1]))
-
-
-def cli_line(key: ArchKey, method: str, options: Options, policy: tuple[bool, bool]) -> str:
-    """The `python -m qcore extrapolate` line that prints the same figures."""
-    target = {"catalog": f"--arch {key[1]}", "config": "--config config.json", "params": f"--params {key[1]}"}
-    parts = ["python -m qcore extrapolate", target[key[0]], f"--method {method}"]
-    for name, value in options:
-        if name in ("bits", "group_size", "target_bpw") or (name in ("sym", "clip") and value):
-            parts.append(f"--{name.replace('_', '-')}" + ("" if isinstance(value, bool) else f" {value}"))
-    parts += ["--quantize-embeddings"] * policy[0] + ["--quantize-head"] * policy[1]
-    return " ".join([*parts, "--json"])
+def choice_labels(choices: dict[str, MethodSpec]) -> dict[str, str]:
+    """How each choice reads in the picker: its short label; the sidebar's rtn says where its options come from."""
+    return {k: t("x_rtn_sidebar", label=spec_label(s)[4:]) if k == "rtn" else spec_label(s) for k, s in choices.items()}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def accuracy_fit(method: str, options: Options) -> AccuracyFit:
-    """qcore.arch.fit_accuracy: quantizes the three presets and fits SQNR against row length (slow: cached)."""
+def accuracy_fit(spec: MethodSpec, _progress=None) -> AccuracyFit:
+    """qcore's fit_accuracy: quantizes the three presets and fits SQNR against row length (slow: cached)."""
     CALLS["fit"] += 1
-    return fit_accuracy(method, dict(options))
+    return fit_accuracy(spec.method, dict(spec.options), progress=_progress)
+
+
+@dataclass(frozen=True)
+class ExtrapolationRun:
+    """Every target architecture x method spec, under one policy."""
+
+    targets: tuple[Target, ...]
+    specs: tuple[MethodSpec, ...]
+    policy: Policy
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def extrapolate(arch_keys: tuple[ArchKey, ...], specs: tuple[Spec, ...], policy: tuple[bool, bool], _progress=None):
-    """Sizes and extrapolated accuracy for every architecture x (method, options); one fit per method.
+def extrapolate(job: ExtrapolationRun, _progress=None) -> dict:
+    """qcore's extrapolate for every target x method spec, one accuracy fit per method spec.
 
-    Returns {"archs": {name: Arch}, "fits": {label: AccuracyFit or the reason it failed}, "rows": [...]},
-    each row being arch_sizes' dict plus label, options, accuracy (predict_accuracy's dict or None) and
-    all_quantized_ratio (the ratio with embeddings and head quantized too).
+    Returns {"archs": {name: Arch}, "fits": {label: AccuracyFit or the reason it failed}, "rows": [...]}, each row
+    being the extrapolation's dict plus label, spec (the ExtrapolationSpec that prints it) and options.
     """
     CALLS["extrapolate"] += 1
-    size_policy, everything = SizePolicy(*policy), SizePolicy(True, True)
-    archs = {a.name: a for a in (resolve_arch(k) for k in arch_keys)}
-    total, done = len(specs) * (1 + len(archs)), 0
+    targets, specs, policy = job.targets, job.specs, job.policy
+    archs = {arch.name: arch for arch in (target.resolve() for target in targets)}
+    total, done = len(specs) * (1 + len(targets)), 0
     fits: dict[str, AccuracyFit | str] = {}
-    for method, options in specs:
-        label = short_label(method, options)
+    for spec in specs:
         try:
-            fits[label] = accuracy_fit(method, options)
+            fits[spec_label(spec)] = accuracy_fit(spec)
         except QcoreError as e:
-            fits[label] = str(e)
+            fits[spec_label(spec)] = str(e)
         done += 1
         if _progress:
-            _progress(done, total, t("x_step_fit", label=label))
+            _progress(done, total, t("x_step_fit", label=spec_label(spec)))
     rows = []
-    for arch in archs.values():
-        for method, options in specs:
-            label = short_label(method, options)
-            row = arch_sizes(arch, method, dict(options), size_policy)
-            fit = fits[label]
-            row.update(label=label, options=options, arch_params=arch.params)
-            row["accuracy"] = None if isinstance(fit, str) else predict_accuracy(fit, arch, size_policy)
-            row["all_quantized_ratio"] = (
-                row["compression_ratio"] if all(policy) else arch_sizes(arch, method, dict(options), everything)["compression_ratio"]
-            )  # fmt: skip
+    for target in targets:
+        for spec in specs:
+            fit = fits[spec_label(spec)]
+            x = ExtrapolationSpec.make(target, spec.method, spec.options, policy)
+            if isinstance(fit, str):  # no fit: sizes only (the page says why, the row's line says --no-accuracy)
+                x = replace(x, accuracy=False)
+            row = qcore_extrapolate(x, fit=None if isinstance(fit, str) else fit)
+            row.update(label=spec_label(spec), options=spec.options, spec=x, accuracy=row.get("accuracy"))
             rows.append(row)
             done += 1
             if _progress:
-                _progress(done, total, f"{arch.name} · {label}")
+                _progress(done, total, f"{row['arch']} · {row['label']}")
     return {"archs": archs, "fits": fits, "rows": rows}
 
 
@@ -156,7 +126,7 @@ def sizes_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def ideal_bits(method: str, options: Options) -> float | None:
+def ideal_bits(method: str, options) -> float | None:
     """The bits a weight would take if codes were everything: the method's bits (or its bpw target)."""
     cfg = get_method(method).make_config(**dict(options))
     return getattr(cfg, "target_bpw", None) or getattr(cfg, "bits", None)
@@ -286,3 +256,8 @@ def sqnr_to_cosine(db: float) -> float:
 
 def catalog() -> list[str]:
     return list(ARCHS)
+
+
+def cli_lines(rows: list[dict], context: int, batch: int, kv_bits: int) -> str:
+    """The `python -m qcore extrapolate` line of every row, with the memory section's KV cache settings."""
+    return "\n".join(replace(r["spec"], context=context, batch=batch, kv_bits=kv_bits).command_line() for r in rows)

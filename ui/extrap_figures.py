@@ -11,12 +11,13 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from qcore.analysis.archs import KINDS, SizePolicy
-from qcore.analysis.report import fmt_bytes
-from ui.extrap import GIB, sqnr_to_cosine
+from qcore import Policy
+from qcore.analysis.accuracy import selected
+from qcore.analysis.archs import KINDS
+from qcore.format import GIB, fmt_bytes, fmt_ratio
+from ui.extrap import sqnr_to_cosine
 from ui.figures import PALETTE, layout
 from ui.i18n import t
-from ui.tables import fmt_ratio
 
 KIND_COLORS = {"embedding": "#f59e0b", "attention": "#2563eb", "mlp": "#60a5fa", "norm": "#10b981",
                "head": "#a855f7", "container": "#9ca3af"}  # fmt: skip
@@ -59,12 +60,11 @@ def sizes_by_kind(rows: list[dict]) -> go.Figure:
     return fig.update_yaxes(title_text=t("ax_gib"), row=1, col=1)
 
 
-def accuracy_fit(fits: dict, archs: dict, policy: tuple[bool, bool], metric: str) -> go.Figure:
+def accuracy_fit(fits: dict, archs: dict, policy: Policy, metric: str) -> go.Figure:
     """Per-layer SQNR (or cosine) against row length, log axis: presets measured (solid), the fitted trend
     (dashed) with its uncertainty band, and each target architecture's row lengths on it (extrapolated)."""
-    size_policy = SizePolicy(*policy)
     targets = {
-        name: sorted({math.prod(s[1:]) for _, kind, s in arch.tensors() if size_policy.selects(kind, s)})
+        name: sorted({math.prod(x.shape[1:]) for x in arch.tensors() if selected(policy, x)})
         for name, arch in archs.items()
     }
     conv = (lambda db: db) if metric == "sqnr_db" else sqnr_to_cosine

@@ -7,7 +7,7 @@ from plotly.colors import qualitative
 
 from qcore import METHODS
 from qcore.analysis.reference import reference_row
-from qcore.analysis.report import fmt_bytes, fmt_cos
+from qcore.format import fmt_bytes, fmt_cos
 from ui.i18n import band, t
 from ui.tables import axis_label, metric_value
 

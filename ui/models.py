@@ -1,8 +1,8 @@
 """Where the model comes from: a preset, the session's own upload, or a file in the server's weights folder.
 
-A model is named by a hashable `ModelRef`, the key of every cached run:
-    ("preset", name) | ("upload", sha256, file name) | ("server", relative path, bytes, mtime_ns)
-Same key, same bytes, same result, so the caches may be process-wide. The Model objects themselves
+A model is named by qcore's frozen `ModelRef`, the key of every cached run: a preset name, an upload's file name
+and sha256, or a server file's relative path with its size and mtime. Same key, same bytes, same result, so the
+caches may be process-wide. The Model objects themselves
 (which may read lazily from a file) live only in the session's own state, never in a shared cache.
 
 Uploads are written to a per-session temp folder (tempfile.mkdtemp, remembered in session state). Eager
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shlex
 import shutil
 import tempfile
 import weakref
@@ -23,20 +22,17 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-import torch
 
-from qcore import Model, Policy, QcoreError
-from qcore.analysis.report import fmt_bytes
+from qcore import Model, ModelRef, Policy, QcoreError, load_model
+from qcore.api.runs import open_model
+from qcore.format import fmt_bytes
 from qcore.formats.readers import read_safetensors_header, read_weights, server_files, server_path
-from qcore.models.presets import load_model
+from qcore.models.policy import explain, totals
 from ui.i18n import t
 
-ModelRef = tuple  # see the module docstring
 UPLOAD_TYPES = ["safetensors", "pt", "pth", "bin", "npz", "parquet"]
 UPLOAD_KEY, SERVER_KEY, FOLDER_KEY = "qlab_upload", "qlab_server", "qlab_upload_dir"
 POLICY_DEFAULTS = {"pol_head": True, "pol_emb": False, "pol_include": "", "pol_exclude": ""}  # = the CLI's
-PolicyKey = tuple[bool, bool, str | None, str | None]  # (quantize_head, quantize_embeddings, include, exclude)
-POLICY_KEY_DEFAULT: PolicyKey = (True, False, None, None)
 
 
 @dataclass
@@ -52,7 +48,7 @@ class Upload:
 
     @property
     def ref(self) -> ModelRef:
-        return ("upload", self.digest, self.name)
+        return ModelRef("upload", self.name, self.digest)
 
 
 class Folder:
@@ -123,7 +119,7 @@ def server_choices() -> list[str]:
 
 def server_ref(relative: str) -> ModelRef:
     stat = server_path(relative).stat()
-    return ("server", relative, stat.st_size, stat.st_mtime_ns)
+    return ModelRef("server", relative, f"{stat.st_size}:{stat.st_mtime_ns}")
 
 
 def preset_model(name: str) -> Model:
@@ -133,17 +129,16 @@ def preset_model(name: str) -> Model:
 
 def model_for(ref: ModelRef) -> Model:
     """The Model behind a ref, from the session's own state (presets from qcore's cache)."""
-    kind = ref[0]
-    if kind == "preset":
-        return preset_model(ref[1])
-    if kind == "upload":
+    if ref.kind == "preset":
+        return preset_model(ref.name)
+    if ref.kind == "upload":
         up = st.session_state.get(UPLOAD_KEY)
         if up is None or up.ref != ref or up.model is None:
-            raise QcoreError(f"the uploaded file {ref[2]} is no longer open in this session; upload it again")
+            raise QcoreError(f"the uploaded file {ref.name} is no longer open in this session; upload it again")
         return up.model
     held = st.session_state.get(SERVER_KEY)
     if held is None or held[0] != ref:
-        held = st.session_state[SERVER_KEY] = (ref, read_weights(server_path(ref[1])))
+        held = st.session_state[SERVER_KEY] = (ref, open_model(ref))
     return held[1]
 
 
@@ -155,79 +150,43 @@ def available(ref: ModelRef) -> bool:
     return True
 
 
-def label(ref: ModelRef) -> str:
-    return ref[1] if ref[0] in ("preset", "server") else ref[2]
-
-
 def stem(ref: ModelRef) -> str:
-    name = Path(label(ref)).name
+    name = Path(ref.label).name
     return name.split(".")[0] or "model"
 
 
 # ---- the selection policy ----------------------------------------------------------------------
 
 
-def policy_key() -> PolicyKey:
-    """The policy the Quantize page's controls set (kept in session state), as a hashable tuple."""
+def current_policy() -> Policy:
+    """The policy the Quantize page's controls set (kept in session state); QcoreError for a bad regex."""
     v = {k: st.session_state.get(k, d) for k, d in POLICY_DEFAULTS.items()}
-    return (bool(v["pol_head"]), bool(v["pol_emb"]), v["pol_include"].strip() or None, v["pol_exclude"].strip() or None)
+    return Policy(
+        bool(v["pol_head"]), bool(v["pol_emb"]), v["pol_include"].strip() or None, v["pol_exclude"].strip() or None
+    )
 
 
-def make_policy(key: PolicyKey) -> Policy:
-    return Policy(*key)  # raises QcoreError for a bad regular expression
-
-
-def describe_policy(key: PolicyKey) -> str:
+def describe_policy(policy: Policy) -> str:
     """Policy.describe() in the chosen language."""
-    head, emb, include, exclude = key
     parts = [
         t("pol_d_2d"),
-        t("pol_d_head_q") if head else t("pol_d_head_k"),
-        t("pol_d_emb_q") if emb else t("pol_d_emb_k"),
+        t("pol_d_head_q") if policy.quantize_head else t("pol_d_head_k"),
+        t("pol_d_emb_q") if policy.quantize_embeddings else t("pol_d_emb_k"),
     ]
-    parts += [t("pol_d_include", pattern=include)] if include else []
-    return "; ".join(parts + ([t("pol_d_exclude", pattern=exclude)] if exclude else []))
-
-
-def cli_flags(key: PolicyKey) -> list[str]:
-    """The `python -m qcore run` flags for a policy."""
-    head, emb, include, exclude = key
-    flags = [] if head else ["--keep-head"]
-    flags += ["--quantize-embeddings"] if emb else []
-    flags += [f"--include {shlex.quote(include)}"] if include else []
-    return flags + ([f"--exclude {shlex.quote(exclude)}"] if exclude else [])
+    parts += [t("pol_d_include", pattern=policy.include)] if policy.include else []
+    return "; ".join(parts + ([t("pol_d_exclude", pattern=policy.exclude)] if policy.exclude else []))
 
 
 # ---- the summary shown before a run ------------------------------------------------------------
 
 
-def shape_of(model: Model, name: str) -> tuple[int, ...]:
-    lazy = getattr(model.tensors, "shape_of", None)
-    return tuple(lazy(name)) if lazy else tuple(model.tensors[name].shape)
-
-
-def decision(model: Model, policy: Policy, name: str, shape: tuple[int, ...]) -> str:
-    """Why a tensor is quantized or kept FP16, as a catalog key; the choice itself is Policy.selects'."""
-    if policy.selects(name, torch.empty(shape, device="meta"), model):  # a meta tensor: shape only, no data
-        return "role_quantized"
-    if len(shape) < 2 or 0 in shape:
-        return "role_1d"
-    if name in model.head and not policy.quantize_head:
-        return "role_head"
-    if name in model.embeddings and not policy.quantize_embeddings:
-        return "role_embedding"
-    if policy.include and not re.search(policy.include, name):
-        return "role_not_included"
-    return "role_excluded"
-
-
 def stored_dtypes(ref: ModelRef) -> dict[str, str]:
     """dtypes as stored in a safetensors file (the model holds float32 copies); {} where unknown."""
-    if ref[0] == "upload":
+    if ref.kind == "upload":
         up = st.session_state.get(UPLOAD_KEY)
         path = up.path if up is not None and up.ref == ref else None
-    elif ref[0] == "server":
-        path = server_path(ref[1])
+    elif ref.kind == "server":
+        path = server_path(ref.name)
     else:
         path = None
     if path is None or not path.is_file() or not path.name.endswith(".safetensors"):
@@ -237,30 +196,27 @@ def stored_dtypes(ref: ModelRef) -> dict[str, str]:
 
 
 def summary(model: Model, policy: Policy, dtypes: dict[str, str]) -> tuple[pd.DataFrame, dict]:
-    """One row per tensor (skipped ones too) with the policy's decision; and totals by decision."""
-    rows, totals = [], {}
-    for name in model.tensors:
-        shape = shape_of(model, name)
-        numel = int(torch.Size(shape).numel())
-        key = decision(model, policy, name, shape)
-        n, p = totals.get(key, (0, 0))
-        totals[key] = (n + 1, p + numel)
-        rows.append(
-            {t("col_tensor"): name, t("col_shape"): " × ".join(map(str, shape)) or "scalar",
-             t("col_dtype"): dtypes.get(name, "float32"), t("col_params"): numel, t("col_role"): t(key)}
-        )  # fmt: skip
+    """One row per tensor (skipped ones too) with the policy's decision (qcore's explain); and totals by decision."""
+    decisions = explain(model, policy)
+    rows = [
+        {t("col_tensor"): d.name, t("col_shape"): " × ".join(map(str, d.shape)) or "scalar",
+         t("col_dtype"): dtypes.get(d.name, "float32"), t("col_params"): d.params, t("col_role"): t(f"role_{d.decision}")}
+        for d in decisions
+    ]  # fmt: skip
     for item in model.skipped:
         name, _, dtype = item.rpartition(" (")
         rows.append(
             {t("col_tensor"): name, t("col_shape"): "", t("col_dtype"): dtype.rstrip(")"), t("col_params"): 0,
              t("col_role"): t("role_skipped")}
         )  # fmt: skip
-    return pd.DataFrame(rows), totals
+    return pd.DataFrame(rows), totals(decisions)
 
 
-def totals_text(model: Model, totals: dict) -> str:
-    q_n, q_p = totals.get("role_quantized", (0, 0))
-    kept = [t("q_kept_item", role=t(k), n=n, params=f"{p:,}") for k, (n, p) in totals.items() if k != "role_quantized"]
+def totals_text(model: Model, counts: dict) -> str:
+    q_n, q_p = counts.get("quantize", (0, 0))
+    kept = [
+        t("q_kept_item", role=t(f"role_{k}"), n=n, params=f"{p:,}") for k, (n, p) in counts.items() if k != "quantize"
+    ]
     return t(
         "q_summary_totals", q=q_n, q_params=f"{q_p:,}", kept="; ".join(kept) or t("none"),
         fp16=fmt_bytes(2 * model.params), params=f"{model.params:,}", n=len(model.tensors),

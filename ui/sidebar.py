@@ -6,30 +6,28 @@ Option widgets are keyed per method (`opt_<method>_<option>`), so each method re
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
-from qcore import METHODS, QcoreError, get_method
-from qcore.analysis.report import fmt_bytes
-from qcore.models.presets import model_names
+from qcore import METHODS, ModelRef, QcoreError, get_method, model_names
+from qcore.api.specs import Options, as_options
+from qcore.format import fmt_bytes
+from qcore.methods.registry import Option
 from ui import models
-from ui.cache import Options, as_options
-from ui.i18n import LANGS, carry_choices, t, t_or
+from ui.i18n import LANGS, carry_choices, choice_labels, t, t_or
 
 DEFAULT_PRESET, DEFAULT_METHOD = "large", "int2"  # the demo default: INT2 on the largest model
 
 
 @dataclass(frozen=True)
 class Selection:
-    preset: str
     method: str
     options: Options  # the options the user may set, as sorted (name, value) pairs
     error: str | None = None  # why the options are invalid, or None
-    ref: models.ModelRef | None = ("preset", DEFAULT_PRESET)  # the model (see ui.models); None: none chosen yet
-    source: str = "preset"  # preset | upload | server
+    ref: ModelRef | None = ModelRef("preset", DEFAULT_PRESET)  # None: no model chosen yet (an empty upload)
 
     @property
     def valid(self) -> bool:
@@ -37,14 +35,14 @@ class Selection:
 
     @property
     def model_label(self) -> str:
-        return models.label(self.ref) if self.ref else ""
+        return self.ref.label if self.ref else ""
 
 
 def render() -> Selection:
     """Draw the sidebar and return (and remember) the user's selection."""
     with st.sidebar:
         st.radio(t("sb_lang"), list(LANGS), format_func=LANGS.get, key="lang", horizontal=True, on_change=carry_choices)
-        source, preset, ref = _model_source()
+        ref = _model_source()
         methods = list(METHODS)
         method = st.selectbox(
             t("sb_method"), methods, index=methods.index(DEFAULT_METHOD), key="method", help=t("sb_method_help")
@@ -53,9 +51,9 @@ def render() -> Selection:
         options = {}
         for opt in get_method(method).options():
             value = _option_widget(method, opt)
-            if not opt["fixed"]:
-                options[opt["name"]] = value
-        if any(opt["fixed"] for opt in get_method(method).options()):
+            if not opt.fixed:
+                options[opt.name] = value
+        if any(opt.fixed for opt in get_method(method).options()):
             st.caption(t("sb_fixed_note", method=method))
         error = None
         try:
@@ -63,35 +61,38 @@ def render() -> Selection:
         except QcoreError as e:
             error = str(e)
             st.error(t("sb_bad_options", msg=error))
-    sel = Selection(preset, method, as_options(options), error, ref, source)
+    sel = Selection(method, as_options(options), error, ref)
     st.session_state["selection"] = sel
     return sel
 
 
-def _model_source() -> tuple[str, str, models.ModelRef | None]:
+def _model_source() -> ModelRef | None:
     """Preset, the session's own upload, or (when QCORE_WEIGHTS_DIR is set) a file in the server's folder."""
     server = models.server_choices()
     sources = ["preset", "upload", *(["server"] if server else [])]
-    labels = {s: t(f"src_{s}") for s in sources}
-    source = st.radio(t("sb_source"), sources, key="source", format_func=labels.get, horizontal=True)
-    presets = model_names()  # the synthesized presets, then the models trained on real data
-    preset = st.session_state.get("preset", DEFAULT_PRESET)
+    labels = choice_labels("source", {s: t(f"src_{s}") for s in sources})
+    source = st.radio(t("sb_source"), sources, key="source", format_func=labels, horizontal=True)
     if source == "preset":
         models.clear_upload()
+        presets = model_names()  # the synthesized presets, then the models trained on real data
         preset = st.selectbox(
             t("sb_model"), presets, index=presets.index(DEFAULT_PRESET), key="preset",
-            format_func=preset_labels().get, persist_state="session",
+            format_func=choice_labels("preset", preset_labels()), persist_state="session",
         )  # fmt: skip
         st.caption(t("sb_model_caption", params=f"{models.preset_model(preset).params:,}"))
-        return source, preset, ("preset", preset)
+        return ModelRef("preset", preset)
     if source == "server":
         models.clear_upload()
         rel = st.selectbox(t("sb_server"), server, key="server_file", help=t("sb_server_help"))
         try:
-            return source, preset, models.server_ref(rel)
+            return models.server_ref(rel)
         except QcoreError as e:
             st.error(t("err_source", msg=str(e)), icon=":material/error:")
-            return source, preset, None
+            return None
+    return _upload()
+
+
+def _upload() -> ModelRef | None:
     limit = fmt_bytes(models.upload_limit())
     uploaded = st.file_uploader(
         t("sb_upload"), type=models.UPLOAD_TYPES, key="upload", help=t("sb_upload_help", limit=limit)
@@ -99,35 +100,27 @@ def _model_source() -> tuple[str, str, models.ModelRef | None]:
     if uploaded is None:
         models.clear_upload()
         st.caption(t("sb_upload_caption", limit=limit))
-        return source, preset, None
+        return None
     with st.spinner(t("sb_reading", name=uploaded.name)):
         up = models.accept_upload(uploaded)
     if up.error:
         st.error(t("err_upload", msg=up.error), icon=":material/error:")
-        return source, preset, None
+        return None
     st.caption(t("sb_upload_ok", params=f"{up.model.params:,}", n=len(up.model.tensors)))
-    return source, preset, up.ref
+    return up.ref
 
 
 def selection() -> Selection:
-    """Every page starts here: the selection the sidebar drew in this run.
-
-    Streamlit serves a folder called pages/ in its legacy multipage mode until st.navigation has run once
-    in the process: a deep link on a fresh server (and every AppTest run after the first) then executes the
-    bare page file, without app.py and its sidebar. Leave that mode and rerun the same page through app.py.
-    """
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False  # what st.navigation itself sets
-        st.rerun()
-    return st.session_state.get("selection") or Selection(DEFAULT_PRESET, DEFAULT_METHOD, ())
+    """Every page starts here: the selection the sidebar drew in this run."""
+    return st.session_state.get("selection") or Selection(DEFAULT_METHOD, ())
 
 
 def method_options(method: str) -> Options:
     """The options the user set for `method` in the sidebar (its defaults where untouched)."""
     out = {}
     for opt in get_method(method).options():
-        if not opt["fixed"]:
-            out[opt["name"]] = st.session_state.get(option_key(method, opt["name"]), opt["default"])
+        if not opt.fixed:
+            out[opt.name] = st.session_state.get(option_key(method, opt.name), opt.default)
     return as_options(out)
 
 
@@ -146,24 +139,25 @@ def method_summary(name: str) -> str:
     return t_or(f"method_{name}", get_method(name).summary)
 
 
-def _option_widget(method: str, opt: dict) -> Any:
+def _option_widget(method: str, opt: Option) -> Any:
     """One widget for one registry option, chosen by its type; a fixed option is shown disabled."""
-    name, default = opt["name"], opt["default"]
     kw: dict[str, Any] = {
-        "key": option_key(method, name),
-        "disabled": opt["fixed"],
-        "help": t_or(f"opt_{name}_help", opt["help"]) or None,
+        "key": option_key(method, opt.name),
+        "disabled": opt.fixed,
+        "help": t_or(f"opt_{opt.name}_help", opt.help) or None,
         "persist_state": "session",  # a method keeps its options while another one is selected
     }
-    label = t_or(f"opt_{name}", name)
-    if opt["choices"]:
-        choices = list(opt["choices"])
-        return st.selectbox(label, choices, index=choices.index(default) if default in choices else 0, **kw)
-    if isinstance(default, bool):
-        return st.toggle(label, value=default, **kw)
-    if isinstance(default, int):
-        step = 32 if name == "group_size" else 1
-        return int(st.number_input(label, min_value=0, value=default, step=step, **kw))
-    if isinstance(default, float):
-        return float(st.number_input(label, value=default, step=0.1, format="%.2f", **kw))
-    return st.text_input(label, value=str(default), **kw)
+    label = t_or(f"opt_{opt.name}", opt.name)
+    if opt.choices:
+        choices = list(opt.choices)
+        index = choices.index(opt.default) if opt.default in choices else 0
+        return st.selectbox(label, choices, index=index, **kw)
+    if isinstance(opt.default, bool):
+        return st.toggle(label, value=opt.default, **kw)
+    if isinstance(opt.default, int):
+        step = 32 if opt.name == "group_size" else 1
+        return int(st.number_input(label, min_value=0, value=opt.default, step=step, **kw))
+    if isinstance(opt.default, float):  # a step a tenth of the default's decade: 0.01 for 0.1, 1e-5 for 1e-4
+        step = 10.0 ** math.floor(math.log10(abs(opt.default))) / 10 if opt.default else 0.1
+        return float(st.number_input(label, value=opt.default, step=step, format="%g", **kw))
+    return st.text_input(label, value=str(opt.default), **kw)

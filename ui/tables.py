@@ -1,6 +1,6 @@
 """Records -> display strings, DataFrames and small derived views. No Streamlit widgets, no tensor math.
 
-Figures use the CLI's formats (qcore.report.fmt_*), so the dashboard prints what the CLI prints.
+Figures use the CLI's formats (qcore.format), so the dashboard prints what the CLI prints.
 """
 
 from __future__ import annotations
@@ -10,37 +10,21 @@ import pandas as pd
 from qcore import METHODS, Model, RunResult
 from qcore.analysis.levels import group_levels, group_weights, level_usage
 from qcore.analysis.reference import reference_row
-from qcore.analysis.report import fmt_bytes, fmt_cos, fmt_db
 from qcore.analysis.sweep import pareto_front
-from ui.cache import Options, Spec, as_options
+from qcore.api.specs import MethodSpec, Options, as_options
+from qcore.format import fmt_bytes, fmt_cos, fmt_db, fmt_ratio, fmt_secs
+from qcore.methods.quant import QuantizedTensor
 from ui.i18n import band, t
-
-__all__ = ["fmt_bytes", "fmt_cos", "fmt_db"]
-
-
-def fmt_ratio(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}x"
-
-
-def fmt_secs(x: float) -> str:
-    return f"{x:.4f} s"
-
-
-def fmt_pct(x: float) -> str:
-    return f"{x:.1%}"
-
-
-def fmt_metric(x: float | None) -> str:
-    """A task metric of unknown scale: 4 significant decimals, or n/a."""
-    return "n/a" if x is None else f"{x:.4g}" if abs(x) >= 1000 else f"{x:.4f}"
 
 
 def options_text(options: Options) -> str:
     return ", ".join(f"{k}={v}" for k, v in options) or t("no_options")
 
 
-def spec_label(method: str, options: Options) -> str:
-    """A short name for a configuration: 'int8', 'rtn 4b g64 clip', 'rtn 2b per-ch'."""
+def spec_label(spec: MethodSpec) -> str:
+    """A short name for a configuration: 'int8', 'rtn 4b g64 clip', 'rtn 2b per-ch', or a method with the options
+    that differ from its defaults ('hqq iters=5')."""
+    method, options = spec.method, spec.options if spec.method == "rtn" else spec.changed()
     o = dict(options)
     if method != "rtn" or not o:
         extra = [f"{k}={v}" for k, v in options]
@@ -50,13 +34,15 @@ def spec_label(method: str, options: Options) -> str:
     return " ".join(parts)
 
 
-def compare_specs(bits: list[int], groups: list[int], clips: list[bool], baselines: list[str]) -> tuple[Spec, ...]:
+def compare_specs(
+    bits: list[int], groups: list[int], clips: list[bool], baselines: list[str]
+) -> tuple[MethodSpec, ...]:
     """The Compare sweep: each baseline method with its defaults, then rtn over bits x group size x clip."""
-    specs = [(m, ()) for m in baselines if m in METHODS]
+    specs = [MethodSpec(m) for m in baselines if m in METHODS]
     for b in sorted(bits):
         for g in sorted(groups):
             for c in sorted(clips):
-                specs.append(("rtn", as_options({"bits": b, "group_size": g, "sym": False, "clip": c})))
+                specs.append(MethodSpec("rtn", as_options({"bits": b, "group_size": g, "sym": False, "clip": c})))
     return tuple(specs)
 
 
@@ -170,14 +156,14 @@ def compare_frame(records: list[dict], labels: list[str], front: list[bool]) -> 
 
 
 def has_levels(result: RunResult, name: str) -> bool:
-    """Whether a layer holds plain affine codes (a row-mixed tensor has no single level grid)."""
-    return hasattr(result.quantized.get(name), "q")
+    """Whether a layer holds one grid per group (a row-mixed tensor has no single level grid)."""
+    return isinstance(result.quantized.get(name), QuantizedTensor)
 
 
 def layer_view(result: RunResult, model: Model, name: str, row: int, group: int) -> dict | None:
     """One group of one row of a quantized layer, as plain lists: weights, levels and how many use each."""
     qt = result.quantized.get(name)
-    if qt is None or not hasattr(qt, "q"):
+    if not isinstance(qt, QuantizedTensor):
         return None
     W = model.tensors[name]
     usage = level_usage(qt, row, group).tolist()
