@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+SOURCES := qcore ui app_pages tests bench app.py
 
-.PHONY: run test lint bench bench-stream report clean
+.PHONY: run test test-fast lint bench bench-stream report clean
 
 # The venv is rebuilt when it is missing or older than the requirements it was built from.
 $(BIN)/.installed: requirements.txt
@@ -24,12 +25,17 @@ run: $(BIN)/.installed
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
 test: $(BIN)/.installed-test /usr/bin/chromium
-	$(BIN)/ruff check qcore ui pages tests bench app.py
+	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/python -m pytest -q
 
+# Everything but the real-browser tests: no Chromium needed.
+test-fast: $(BIN)/.installed-test
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/python -m pytest -q -m "not browser"
+
 lint: $(BIN)/.installed-test
-	$(BIN)/ruff check qcore ui pages tests bench app.py
-	$(BIN)/ruff format --check qcore ui pages tests bench app.py
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench

@@ -355,6 +355,7 @@ def test_real_checkpoint_upload_gives_the_cli_figures(page):
 
 def test_report_page_and_language(page):
     open_page(page, "Report", "Scaling report")
+    page.get_by_role("button", name="Build report").click()  # the page keeps its own runs: build it here
     page.get_by_role("heading", name="Quantization scaling report").wait_for()
     no_errors(page)
     shot(page, "06-report")

@@ -1,0 +1,58 @@
+"""The size model against written artifacts: every method, exact per tensor and within 0.5% per file."""
+
+import pytest
+import torch
+
+from qcore import METHODS, Policy, get_method, load_preset, run
+from qcore.analysis.sizing import model_entries, predict_size, tensor_bytes
+from qcore.formats.storage import ArtifactWriter
+from qcore.methods.quant import QuantizedTensor
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+VARIANTS = [(m, {}) for m in METHODS if m != "mixed"] + [
+    ("rtn", {"bits": 3, "group_size": 96, "sym": True}),
+    ("nf4", {"double_quant": True}),
+    ("nf4", {"group_size": 0}),
+    ("hqq", {"bits": 2, "group_size": 32}),
+    ("seq", {"bits": 3, "group_size": 0}),
+]
+
+
+def written(item) -> tuple[int, int]:
+    """(payload, metadata) bytes the artifact writer counts for one quantized tensor."""
+    with ArtifactWriter(None, count_only=True) as w:
+        w.write("t", item)
+    return w.stats.payload_bytes, w.stats.metadata_bytes
+
+
+@pytest.mark.parametrize(("method", "options"), VARIANTS, ids=lambda v: str(v))
+@pytest.mark.parametrize("shape", [(96, 256), (33, 200), (2048, 64)])
+def test_tensor_bytes_equal_what_the_writer_counts(method, options, shape):
+    m = get_method(method)
+    W = torch.randn(*shape, generator=torch.Generator().manual_seed(shape[0])) * 0.02
+    qt = m.quantize(W, m.make_config(**options), H=torch.eye(shape[1]) if m.needs_calibration else None)
+    assert isinstance(qt, QuantizedTensor)
+    assert tensor_bytes(method, options, shape) == written(qt)
+
+
+@pytest.mark.parametrize("preset", ("small", "medium", "large"))
+@pytest.mark.parametrize(("method", "options"), VARIANTS, ids=lambda v: str(v))
+def test_predicted_file_is_within_half_a_percent_of_the_written_one(preset, method, options):
+    model = load_preset(preset)
+    rec = run(model, method, options, keep=False).record
+    entries = model_entries(model)
+    predicted = predict_size(entries, method, options, Policy())
+    assert predicted["payload_bytes"] == rec["breakdown"]["payload_bytes"]
+    assert predicted["metadata_bytes"] == rec["breakdown"]["metadata_bytes"]
+    assert abs(predicted["file_bytes"] - rec["quantized_bytes"]) / rec["quantized_bytes"] < 0.005
+    fp16 = predict_size(entries, None)["file_bytes"]
+    assert abs(fp16 - rec["fp16_bytes"]) / rec["fp16_bytes"] < 0.005
+
+
+@pytest.mark.parametrize("target", (2.5, 3.0))
+def test_a_budget_method_is_sized_at_its_budget_and_its_file_stays_under_it(target):
+    model = load_preset("large")
+    rec = run(model, "mixed", {"target_bpw": target}, keep=False).record
+    predicted = predict_size(model_entries(model), "mixed", {"target_bpw": target}, Policy())
+    assert rec["bpw"] <= target
+    assert abs(predicted["file_bytes"] - rec["quantized_bytes"]) / rec["quantized_bytes"] < 0.01
