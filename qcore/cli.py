@@ -147,28 +147,16 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
 
 def _add_policy_options(p: argparse.ArgumentParser, default: Policy) -> None:
     """Which tensors are quantized; the command's own default is stated in the help."""
-    head = p.add_mutually_exclusive_group()
-    on = " (default)" if default.quantize_head else ""
-    head.add_argument(
-        "--quantize-head", dest="head", action="store_true", default=None, help="quantize the output head" + on
-    )
-    head.add_argument(
-        "--keep-head",
-        dest="head",
-        action="store_false",
-        help="keep the output head in FP16" + ("" if on else " (default)"),
-    )
-    emb = p.add_mutually_exclusive_group()
-    on = " (default)" if default.quantize_embeddings else ""
-    emb.add_argument(
-        "--quantize-embeddings", dest="emb", action="store_true", default=None, help="quantize embedding tables" + on
-    )
-    emb.add_argument(
-        "--keep-embeddings",
-        dest="emb",
-        action="store_false",
-        help="keep embedding tables in FP16" + ("" if on else " (default)"),
-    )
+    for dest, word, noun, on in (
+        ("head", "head", "the output head", default.quantize_head),
+        ("emb", "embeddings", "embedding tables", default.quantize_embeddings),
+    ):
+        pair = p.add_mutually_exclusive_group()
+        yes, no = (" (default)", "") if on else ("", " (default)")
+        pair.add_argument(
+            f"--quantize-{word}", dest=dest, action="store_true", default=None, help=f"quantize {noun}{yes}"
+        )
+        pair.add_argument(f"--keep-{word}", dest=dest, action="store_false", help=f"keep {noun} in FP16{no}")
     p.add_argument("--include", help="regex: quantize only matching tensor names")
     p.add_argument("--exclude", help="regex: keep matching tensor names in FP16")
 
