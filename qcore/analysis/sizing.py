@@ -37,6 +37,11 @@ def _proxy(method: str, options: tuple, n: int):
     return m.quantize(W, cfg, H=torch.eye(n) if m.needs_calibration else None), cfg
 
 
+def budget_method(method: str, options: dict) -> bool:
+    """Whether the method allocates bits to meet a file budget (mixed) instead of storing a fixed layout."""
+    return tensor_layout(method, options, (1, 1)) is None
+
+
 def tensor_layout(method: str, options: dict, shape: tuple[int, ...]) -> Layout | None:
     """How a tensor of `shape` is stored by the method (None for a budget method, which has no fixed layout)."""
     out, n = shape[0], math.prod(shape[1:])
@@ -100,7 +105,7 @@ def predict_size(
 def budget_extra(entries: list[TensorSpec], method: str | None, options: dict, floor: int) -> int:
     """Bytes a budget method (mixed) adds above its floor: its file is target_bpw x all params (or the floor, where
     the target is below what the model allows)."""
-    if method is None or tensor_layout(method, options, (1, 1)) is not None:
+    if method is None or not budget_method(method, options):
         return 0
     cfg = get_method(method).make_config(**options)
     target = math.floor(cfg.target_bpw * sum(math.prod(e.shape) for e in entries) / 8)
