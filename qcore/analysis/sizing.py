@@ -18,7 +18,16 @@ import pyarrow.parquet as pq
 import torch
 
 from ..formats.storage import ROW_GROUP_BYTES
-from ..formats.table import CHUNK_BYTES, FILE_METADATA, NESTED_SCALE, SCHEMA, STRING_COLUMNS, Layout, layout_of
+from ..formats.table import (
+    CHUNK_BYTES,
+    FILE_METADATA,
+    NESTED_SCALE,
+    ROTATION,
+    SCHEMA,
+    STRING_COLUMNS,
+    Layout,
+    layout_of,
+)
 from ..methods.quant import QuantizedTensor
 from ..methods.registry import config_dict, get_method
 from ..models.model import Model
@@ -134,6 +143,8 @@ def rows_of(name: str, method: str, options: dict, shape: tuple[int, ...], nbyte
     if nested is not None:
         encoding = "codebook" if nested.codebook is not None else "affine"
         out.append(Row(name + NESTED_SCALE, encoding, 0, 1, nested.method, json.dumps(nested.config, sort_keys=True)))
+    if layout.rotated:
+        out.append(Row(name + ROTATION, "signs", 0, 1, "rotation", "{}"))
     return out
 
 

@@ -4,7 +4,8 @@ Bit order: codes form one LSB-first bit stream. Code i of a flattened (row-major
 stream bits [bits*i, bits*i + bits), and stream bit k is bit (k % 8) of byte k // 8. So for
 2-bit codes byte j holds codes 4j..4j+3 with code 4j in its two lowest bits; 3-bit codes pack
 densely (8 codes in 3 bytes) and only the last byte of a chunk may carry unused high bits, which
-are zero. The packed length is ceil(bits * n / 8) bytes.
+are zero. The packed length is ceil(bits * n / 8) bytes. Any width from 1 to 16 bits follows the same stream
+(16-bit codes are little-endian words); codes wider than 8 bits unpack as uint16.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import QcoreError
-from ..methods.quant import CODE_BITS
 
-PACK_BITS = CODE_BITS  # every width a quantized tensor can hold
+PACK_BITS = tuple(range(1, 17))  # every width the stream holds: affine codes, sign bits, 16-bit lattice codes
+FAST = (2, 3, 4, 8)  # widths with a dedicated path (the others take the generic bit-matrix path)
+BLOCK = 1 << 20  # codes per block of the generic path (its bit matrix is bits x BLOCK bytes)
 BIT_ORDER = "lsb-first bit stream, row-major codes"
 
 
@@ -29,12 +31,15 @@ def _check_bits(bits: int) -> None:
 
 
 def pack_codes(codes: np.ndarray, bits: int) -> bytes:
-    """Pack uint8 codes (any shape, flattened row-major) into bytes. Codes must be < 2**bits."""
+    """Pack integer codes (any shape, flattened row-major) into bytes. Codes must be in [0, 2**bits)."""
     _check_bits(bits)
-    c = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1)
+    c = np.asarray(codes).reshape(-1)
     n = c.size
-    if n and bits < 8 and int(c.max()) >= 2**bits:
-        raise QcoreError(f"code {int(c.max())} does not fit in {bits} bits")
+    if n and (int(c.max()) >= 2**bits or int(c.min()) < 0):
+        raise QcoreError(f"code {int(c.max()) if int(c.min()) >= 0 else int(c.min())} does not fit in {bits} bits")
+    if bits not in FAST:
+        return _pack_generic(c, bits)
+    c = np.ascontiguousarray(c, dtype=np.uint8)
     if bits == 8:
         return c.tobytes()
     per = 8 if bits == 3 else 8 // bits  # codes per packing unit (3 bytes for 3-bit, 1 byte else)
@@ -56,13 +61,15 @@ def pack_codes(codes: np.ndarray, bits: int) -> bytes:
 
 
 def unpack_codes(data: bytes, bits: int, n: int) -> np.ndarray:
-    """Inverse of pack_codes: the first n codes of the stream as a flat uint8 array."""
+    """Inverse of pack_codes: the first n codes of the stream as a flat uint8 array (uint16 above 8 bits)."""
     _check_bits(bits)
     if len(data) != packed_nbytes(n, bits):
         raise QcoreError(
             f"packed codes have {len(data)} bytes, expected {packed_nbytes(n, bits)} for {n} {bits}-bit codes"
         )
     b = np.frombuffer(data, dtype=np.uint8)
+    if bits not in FAST:
+        return _unpack_generic(b, bits, n)
     if bits == 8:
         return b.copy()
     mask = np.uint8(2**bits - 1)
@@ -74,3 +81,25 @@ def unpack_codes(data: bytes, bits: int, n: int) -> np.ndarray:
         per = 8 // bits
         out = np.stack([(b >> np.uint8(bits * j)) & mask for j in range(per)], axis=1)  # (nbytes, per)
     return out.reshape(-1)[:n]
+
+
+def _pack_generic(c: np.ndarray, bits: int) -> bytes:
+    """The stream for any width: each code's bits, LSB first, then np.packbits in little bit order."""
+    if bits == 16:
+        return np.ascontiguousarray(c, dtype="<u2").tobytes()
+    weights = np.arange(bits, dtype=np.uint32)
+    parts = []
+    for i0 in range(0, c.size, BLOCK):
+        block = c[i0 : i0 + BLOCK].astype(np.uint32)
+        matrix = ((block[:, None] >> weights) & 1).astype(np.uint8)  # (block, bits) bit b of each code
+        parts.append(matrix.reshape(-1))
+    stream = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
+    return np.packbits(stream, bitorder="little").tobytes()
+
+
+def _unpack_generic(b: np.ndarray, bits: int, n: int) -> np.ndarray:
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    if bits == 16:
+        return b.view("<u2")[:n].astype(np.uint16)
+    stream = np.unpackbits(b, bitorder="little", count=n * bits).reshape(n, bits)  # (n, bits)
+    return (stream.astype(np.uint32) << np.arange(bits, dtype=np.uint32)).sum(1).astype(dtype)

@@ -21,7 +21,7 @@ import torch
 
 from ..errors import QcoreError
 from ..methods.quant import MixedTensor, QuantizedTensor
-from .table import FILE_METADATA, FORMAT_VERSION, NESTED_SCALE, SCHEMA, STRING_COLUMNS, encode_rows, from_table
+from .table import FILE_METADATA, FORMAT_VERSION, SCHEMA, SIDE, STRING_COLUMNS, encode_rows, from_table
 
 CODECS = ("none", "zstd")
 ROW_GROUP_BYTES = 32 << 20  # buffered bytes that trigger a row-group flush
@@ -93,7 +93,7 @@ class ArtifactWriter:
             meta = len(row["scale"] or b"") + len(row["zero"] or b"") + len(row["codebook"] or b"")
             if row["encoding"] == "fp16":
                 self.stats.passthrough_bytes += codes
-            elif row["encoding"] == "rowmix" or row["name"].endswith(NESTED_SCALE):  # widths, scales: metadata
+            elif row["encoding"] == "rowmix" or row["name"].endswith(SIDE):  # widths, scales, signs: metadata
                 self.stats.metadata_bytes += codes + meta
             else:
                 self.stats.payload_bytes += codes

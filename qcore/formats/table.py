@@ -26,6 +26,10 @@ Layout (format version 1). Each row is a run of consecutive output rows of one t
     zero_shared bool          one zero for the whole tensor (symmetric)
     codebook    binary        float32 code values, for encoding "codebook"
 
+A rotated tensor (an incoherence transform, methods/rotation.py) has one more entry, NAME + "::rot", encoding
+"signs": its codes are the m + n sign bits of S_U then S_V (1 = -1), packed 1 bit each, shape [m, n]; the
+transform's structure follows from m and n alone. Entries NAME + "::scale" and NAME + "::rot" count as metadata.
+
 File key-value metadata carries the format version and the packing order. Plain pyarrow,
 pandas or DuckDB read it; nothing needs an extension type. storage.py streams these rows into a file.
 """
@@ -42,6 +46,7 @@ import torch
 
 from ..errors import QcoreError
 from ..methods.quant import MixedTensor, QuantizedTensor, num_groups
+from ..methods.rotation import Rotation
 from .packing import BIT_ORDER, pack_codes, packed_nbytes, unpack_codes
 
 FORMAT_VERSION = "1"
@@ -72,6 +77,8 @@ FILE_METADATA = {"qcore.format_version": FORMAT_VERSION, "qcore.packing": BIT_OR
 STRING_COLUMNS = ["name", "encoding", "method", "config", "dtype", "scale_dtype", "zero_dtype"]
 _DTYPES = {"float16": torch.float16, "float32": torch.float32, "uint8": torch.uint8}
 NESTED_SCALE = "::scale"  # suffix of the entry that holds a tensor's double-quantized scales
+ROTATION = "::rot"  # suffix of the entry that holds a rotated tensor's sign vectors
+SIDE = (NESTED_SCALE, ROTATION)  # entries that belong to another tensor's metadata
 PART = "::b"  # infix of the entries that hold a row-mixed tensor's rows of one width
 
 
@@ -140,6 +147,23 @@ def _encode_quantized(name: str, qt: QuantizedTensor) -> Iterator[dict]:
         }
     if nested:
         yield from _encode_quantized(name + NESTED_SCALE, qt.scale_q)
+    if qt.rotation is not None:
+        yield _encode_rotation(name + ROTATION, qt.rotation)
+
+
+def _encode_rotation(name: str, rot: Rotation) -> dict:
+    signs = torch.cat([rot.signs_u, rot.signs_v]).to(torch.uint8).numpy()  # (m + n,) 1 = -1
+    return {
+        "name": name, "encoding": "signs", "method": "rotation", "config": "{}", "shape": [rot.m, rot.n],
+        "dtype": "bool", "bits": 1, "group_size": 0, "row_start": 0, "rows": 1, "codes": pack_codes(signs, 1),
+        "scale": None, "scale_dtype": None, "zero": None, "zero_dtype": None, "zero_shared": False, "codebook": None,
+    }  # fmt: skip
+
+
+def _decode_rotation(name: str, row: dict) -> Rotation:
+    m, n = row["shape"]
+    signs = torch.from_numpy(unpack_codes(row["codes"], 1, m + n).astype(bool))
+    return Rotation(signs[:m].clone(), signs[m:].clone())
 
 
 def to_table(entries: dict[str, QuantizedTensor | torch.Tensor]) -> pa.Table:
@@ -166,13 +190,16 @@ def from_table(table: pa.Table) -> dict[str, QuantizedTensor | torch.Tensor]:
     for row in table.to_pylist():
         chunks.setdefault(row["name"], []).append(row)
     nested = {k.removesuffix(NESTED_SCALE): _decode(k, v, None) for k, v in chunks.items() if k.endswith(NESTED_SCALE)}
+    rotations = {k.removesuffix(ROTATION): _decode_rotation(k, v[0]) for k, v in chunks.items() if k.endswith(ROTATION)}
     out = {}
     for name, rows in chunks.items():
-        if name.endswith(NESTED_SCALE):
+        if name.endswith(SIDE):
             continue
         if rows[0]["scale_dtype"] == "nested" and name not in nested:
             raise QcoreError(f"{name}: its double-quantized scales ({name}{NESTED_SCALE}) are missing")
         out[name] = _decode(name, rows, nested.get(name))
+        if name in rotations and isinstance(out[name], QuantizedTensor):
+            out[name] = replace(out[name], rotation=rotations[name])
     for name, item in list(out.items()):
         if isinstance(item, dict):  # a rowmix head: gather its parts
             parts = {b: out.pop(f"{name}{PART}{b}", None) for b in item["widths"]}
@@ -238,6 +265,7 @@ class Layout:
     zero_shared: bool
     codebook_values: int
     nested: Layout | None = None
+    rotated: bool = False  # sign bits for the m + n rows and columns
 
     def with_rows(self, out: int) -> Layout:
         """The same per-row structure for `out` rows (nested scales re-laid over out * G values)."""
@@ -263,6 +291,8 @@ class Layout:
         meta += 4 * self.codebook_values * chunks
         if self.nested:
             meta += sum(self.nested.nbytes())  # a nested entry is metadata through and through
+        if self.rotated:
+            meta += packed_nbytes(self.out + self.n, 1)
         return payload, meta
 
 
@@ -271,7 +301,7 @@ def layout_of(qt: QuantizedTensor) -> Layout:
     return Layout(
         out, n, qt.bits, qt.group_size, qt.scale.element_size(), qt.zero.element_size(),
         _zero_shared(qt), 0 if qt.codebook is None else qt.codebook.numel(),
-        None if qt.scale_q is None else layout_of(qt.scale_q),
+        None if qt.scale_q is None else layout_of(qt.scale_q), qt.rotation is not None,
     )  # fmt: skip
 
 

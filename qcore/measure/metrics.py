@@ -109,3 +109,54 @@ def predicted_cosine(range_std: float, bits: int) -> float:
         return 1.0
     noise = (range_std / (2**bits - 1)) ** 2 / 12.0  # in units of the weights' variance
     return 1.0 / math.sqrt(1.0 + noise)
+
+
+# ---- limits for a Gaussian source (DESIGN.md) ------------------------------------------------------------------
+
+# Normalized MSE of the optimal scalar (Lloyd-Max) quantizer of N(0, 1) at 1..4 bits (Max 1960, table of levels).
+LLOYD_MAX_D = {1: 0.3634, 2: 0.1175, 3: 0.03454, 4: 0.009497}
+
+
+def rd_bound(rate: float) -> float:
+    """Distortion-rate bound of a Gaussian source: D(R) = 2^(-2R) (normalized MSE), i.e. SQNR 6.02 R dB."""
+    return 2.0 ** (-2.0 * rate)
+
+
+def lloyd_max(rate: float) -> float:
+    """The best scalar quantizer's normalized MSE at `rate` bits per weight, Gaussian source.
+
+    Integer rates are Lloyd-Max's; between them, time-sharing two widths (some weights at b bits, the rest at b + 1)
+    is linear in D, the lower hull of the scalar points; below 1 bit it shares with rate 0 (D = 1); above 4 bits each
+    extra bit divides D by 4 (the 6.02 dB-per-bit high-rate slope).
+    """
+    if rate <= 0:
+        return 1.0
+    points = {0: 1.0, **LLOYD_MAX_D}
+    if rate >= 4:
+        return LLOYD_MAX_D[4] * 4.0 ** -(rate - 4)
+    lo = math.floor(rate)
+    frac = rate - lo
+    return (1 - frac) * points[lo] + frac * points[lo + 1]
+
+
+def to_db(d: float) -> float:
+    """A normalized MSE as SQNR in dB."""
+    return -10.0 * math.log10(d)
+
+
+def limits(rate: float | None, sqnr_db: float | None) -> dict | None:
+    """Where a run sits against the Gaussian limits at its bits per weight: the distortion-rate bound and the best
+    scalar quantizer, as SQNR (dB) and cosine (sqrt(1 - D)), and the run's gap to each (dB; positive = below)."""
+    if not rate:
+        return None
+    bound, scalar = rd_bound(rate), lloyd_max(rate)
+    out = {
+        "bpw": rate,
+        "bound_sqnr_db": to_db(bound),
+        "bound_cosine": math.sqrt(1 - bound),
+        "scalar_sqnr_db": to_db(scalar),
+        "scalar_cosine": math.sqrt(1 - scalar),
+    }
+    out["gap_to_bound_db"] = None if sqnr_db is None else out["bound_sqnr_db"] - sqnr_db
+    out["gap_to_scalar_db"] = None if sqnr_db is None else out["scalar_sqnr_db"] - sqnr_db
+    return out

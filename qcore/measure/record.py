@@ -9,7 +9,7 @@ import torch
 from ..formats.storage import ArtifactStats
 from ..methods.quant import Quantized, QuantizedTensor
 from ..models.model import Model
-from .metrics import ErrorSums, cosine, predicted_cosine, quality_band, range_in_std
+from .metrics import ErrorSums, cosine, limits, predicted_cosine, quality_band, range_in_std
 
 SYNTH_COLUMNS = 32  # inputs x ~ N(0, I) per layer for the synthetic-input output cosine
 ROW_BLOCK = 1 << 22  # weights per block when a quantized tensor is measured without a full W_hat
@@ -40,7 +40,7 @@ class Measure:
             if self.keep_approx:
                 self.approx[name] = item.float()  # kept in FP16 (a method that trains may have updated it)
             return
-        W_hat = item.dequantize() if self.keep_approx else None  # else a block of rows at a time
+        W_hat = item.dequantize() if self.keep_approx or not item.row_local else None  # else a block of rows at a time
         if W_hat is not None:
             self.approx[name] = W_hat
         self._count_codes(item)
@@ -104,6 +104,7 @@ class Measure:
             "layers": self.layers,
         }
         rec["quality"] = quality_band(rec["weight_cosine"])
+        rec["limits"] = limits(rec["payload_meta_bpw"], rec["sqnr_db"])  # codes and scales per quantized weight
         return rec
 
 

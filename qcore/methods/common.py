@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 
 from ..errors import QcoreError
+from .rotation import Rotation, make_rotation
 
 FP16_MAX = 65504.0
 FP16_MIN_NORMAL = 2.0**-14
@@ -19,6 +20,7 @@ FP16_MIN_NORMAL = 2.0**-14
 # (larger values clamp to the same code either way). torch.round runs on threads at any size, and on a busy
 # machine a threaded op on a small block waits for time slices (10-100x slower measured here).
 ROUND_MAGIC = 1.5 * 2**23
+ROTATION_SEED = 0  # seeds every rotation's signs (they are stored with the codes, so any seed would do)
 
 
 def round_(x: torch.Tensor) -> torch.Tensor:
@@ -99,3 +101,11 @@ def store_scales(scale: torch.Tensor, allow_zero: bool = False) -> torch.Tensor:
     except OverflowError:
         check_scales(scale, torch.float32)
         return scale.float()
+
+
+def rotated(W: torch.Tensor, rotate: bool) -> tuple[torch.Tensor, Rotation | None]:
+    """(W_rot, rotation) for a method's `rotate` option: W (out, in) in the incoherent basis, or W itself and None."""
+    if not rotate:
+        return W, None
+    rotation = make_rotation(W.shape[0], W.shape[1], ROTATION_SEED)
+    return rotation.apply(W.contiguous()), rotation

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import QcoreError
-from .common import check_bits, check_group_size, check_scales, prepare_weights, round_, with_scale_dtype
+from .common import check_bits, check_group_size, check_scales, prepare_weights, rotated, round_, with_scale_dtype
 from .quant import CODE_BITS, QuantizedTensor, choose_qparams, num_groups, to_groups
+from .rotation import Rotation
 
 DAMP_RETRIES = 4  # Cholesky attempts: damp, 10x, 100x, 1000x before giving up
 INV_LEAF = 256  # inverse_upper solves blocks this small directly
@@ -39,6 +40,12 @@ class GPTQConfig:
     )
     damp: float = field(default=0.1, metadata={"help": "added to H's diagonal, as a fraction of its mean"})
     block_size: int = field(default=128, metadata={"help": "columns per lazy batch update (speed only)"})
+    rotate: bool = field(
+        default=False,
+        metadata={
+            "help": "incoherence: randomized Hadamard rotation of rows and columns first (QuIP#, QuaRot); m + n sign bits stored"
+        },
+    )
 
     def __post_init__(self):
         check_bits(self.bits, CODE_BITS)
@@ -204,6 +211,9 @@ def quantize_gptq(W: torch.Tensor, cfg: GPTQConfig, *, H: torch.Tensor | None = 
     H32, dead = prepare_hessian(H, n)  # (in, in), (in,)
     W2 = W2.clone()
     W2[:, dead] = 0.0
+    W2, rotation = rotated(W2, cfg.rotate)  # (out, in)
+    if rotation is not None:  # X' = X Q_n^T, so H' = Q_n H Q_n^T
+        H32 = Rotation(rotation.signs_v, rotation.signs_v).apply(H32)  # (in, in)
     perm = None
     if cfg.act_order:
         perm = torch.argsort(torch.diagonal(H32), descending=True, stable=True)  # (in,)
@@ -211,4 +221,4 @@ def quantize_gptq(W: torch.Tensor, cfg: GPTQConfig, *, H: torch.Tensor | None = 
     U = inverse_cholesky(H32, cfg.damp)  # (in, in)
     q, scale, zero = with_scale_dtype(lambda dtype: _run(W2, U, perm, cfg, dtype))
     zero = zero[:1, :1].to(torch.uint8) if cfg.sym else zero.to(torch.uint8)
-    return QuantizedTensor(q, scale, zero, cfg.bits, cfg.group_size, tuple(W.shape))
+    return QuantizedTensor(q, scale, zero, cfg.bits, cfg.group_size, tuple(W.shape), rotation=rotation)

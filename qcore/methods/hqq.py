@@ -26,6 +26,7 @@ from .common import (
     check_group_size,
     check_scales,
     prepare_weights,
+    rotated,
     round_,
     with_scale_dtype,
 )
@@ -49,6 +50,12 @@ class HQQConfig:
     beta: float = field(default=10.0, metadata={"help": "initial weight of the splitting penalty"})
     kappa: float = field(default=1.01, metadata={"help": "beta grows by this factor each iteration"})
     optimize_scale: bool = field(default=False, metadata={"help": "refit the scale with the zero (least squares)"})
+    rotate: bool = field(
+        default=False,
+        metadata={
+            "help": "incoherence: randomized Hadamard rotation of rows and columns first (QuIP#, QuaRot); m + n sign bits stored"
+        },
+    )
 
     def __post_init__(self):
         check_bits(self.bits, CODE_BITS)
@@ -175,6 +182,6 @@ def quantize_hqq(W: torch.Tensor, cfg: HQQConfig, *, H: torch.Tensor | None = No
     is added (not an integer code as in RTN). Returns q (out, in) uint8, scale (out, G) float16 (float32
     when a scale leaves float16's normal range), zero (out, G) float16, a real number, not an integer.
     """
-    W2 = prepare_weights(W)  # (out, in)
+    W2, rotation = rotated(prepare_weights(W), cfg.rotate)  # (out, in)
     q, scale, zero = with_scale_dtype(lambda dtype: _quantize_rows(W2, cfg, dtype))
-    return QuantizedTensor(q, scale, zero.half(), cfg.bits, cfg.group_size, tuple(W.shape))
+    return QuantizedTensor(q, scale, zero.half(), cfg.bits, cfg.group_size, tuple(W.shape), rotation=rotation)

@@ -11,7 +11,9 @@ W_hat = (codebook[q] - zero) * scale. A method that departs from the convention 
 its docstring (SEQ's zero is a half-integer, HQQ's a real number).
 
 Every method returns a `Quantized`: a `QuantizedTensor` (one grid per group) or a `MixedTensor` (rows at
-different widths). Both dequantize, slice by rows, and count their payload the same way.
+different widths). Both dequantize, slice by rows, and count their payload the same way. A quantized tensor may
+carry an incoherence `Rotation` (rotation.py): its codes then describe W_rot = (H_m S_U) W (H_n S_V)^T, and
+dequantization undoes the rotation after the affine step.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-CODE_BITS = (2, 3, 4, 8)  # the code widths a QuantizedTensor holds (and storage packs)
+from .rotation import Rotation
+
+CODE_BITS = (2, 3, 4, 8)  # the widths of affine codes the methods offer
 QUANT_BLOCK = 1 << 18  # weights per block in quantize_affine: a block and its buffer stay in cache
 
 
@@ -63,6 +67,11 @@ class Quantized:
     config: dict
 
     @property
+    def row_local(self) -> bool:
+        """Whether rows(r0, r1) is cheap (a rotated tensor mixes all rows: each row needs the whole decode)."""
+        return True
+
+    @property
     def numel(self) -> int:
         raise NotImplementedError
 
@@ -93,6 +102,7 @@ class QuantizedTensor(Quantized):
     shape:    the original tensor's shape (a conv kernel is restored from its (out, in) view)
     scale_q:  optional double quantization of the scales: a QuantizedTensor of shape (1, out * G) whose
               dequantization, reshaped to (out, G), equals `scale` exactly. Only scale_q is stored.
+    rotation: optional incoherence transform: the codes quantize the rotated weights, and dequantize undoes it.
     """
 
     q: torch.Tensor
@@ -105,6 +115,11 @@ class QuantizedTensor(Quantized):
     config: dict = field(default_factory=dict)
     codebook: torch.Tensor | None = None
     scale_q: QuantizedTensor | None = None
+    rotation: Rotation | None = None
+
+    @property
+    def row_local(self) -> bool:
+        return self.rotation is None
 
     @property
     def numel(self) -> int:
@@ -120,10 +135,14 @@ class QuantizedTensor(Quantized):
         scale = self.scale.float().unsqueeze(-1)  # (out, G, 1)
         zero = self.zero.float().unsqueeze(-1)  # (out, G, 1) or (1, 1, 1)
         values = self.codebook.float()[qg.long()] if self.codebook is not None else qg.float()  # (out, G, g)
-        W_hat = values.sub_(zero).mul_(scale)  # (out, G, g), one buffer
-        return W_hat.reshape(out, -1)[:, :n].reshape(self.shape)
+        W_hat = values.sub_(zero).mul_(scale).reshape(out, -1)[:, :n]  # (out, in), one buffer
+        if self.rotation is not None:
+            W_hat = self.rotation.undo(W_hat.contiguous())  # (out, in) back from the rotated basis
+        return W_hat.reshape(self.shape)
 
     def rows(self, r0: int, r1: int) -> QuantizedTensor:
+        if self.rotation is not None:
+            raise ValueError("a rotated tensor mixes all rows: dequantize it whole")
         q = self.q[r0:r1]
         zero = self.zero if self.zero.numel() == 1 else self.zero[r0:r1]
         return replace(self, q=q, scale=self.scale[r0:r1], zero=zero, shape=tuple(q.shape), scale_q=None)

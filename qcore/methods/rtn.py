@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from ..errors import QcoreError
-from .common import check_bits, check_group_size, check_scales, prepare_weights, with_scale_dtype
+from .common import check_bits, check_group_size, check_scales, prepare_weights, rotated, with_scale_dtype
 from .quant import CODE_BITS, QuantizedTensor, choose_qparams, quantize_affine, to_groups
 
 BLOCK_ELEMS = 1 << 16  # weights per block: small enough that a block's temporaries stay in cache
@@ -24,6 +24,12 @@ class RTNConfig:
         metadata={"help": "symmetric: zero fixed at 2**(bits-1), all 2**bits levels (Q4_0-style), instead of min-max"},
     )
     clip: bool = field(default=False, metadata={"help": "search the range shrink that minimises each group's MSE"})
+    rotate: bool = field(
+        default=False,
+        metadata={
+            "help": "incoherence: randomized Hadamard rotation of rows and columns first (QuIP#, QuaRot); m + n sign bits stored"
+        },
+    )
 
     def __post_init__(self):
         check_bits(self.bits, CODE_BITS)
@@ -43,6 +49,7 @@ class Int8Config(RTNConfig):
     group_size: int = field(default=0, metadata={"help": "input columns per scale; 0 = per-channel", **FIXED})
     sym: bool = field(default=True, metadata={"help": "symmetric", **FIXED})
     clip: bool = field(default=False, metadata={"help": "clipping search", **FIXED})
+    rotate: bool = field(default=False, metadata={"help": "incoherence rotation", **FIXED})
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class Int2Config(RTNConfig):
     group_size: int = field(default=0, metadata={"help": "input columns per scale; 0 = per-channel", **FIXED})
     sym: bool = field(default=False, metadata={"help": "symmetric", **FIXED})
     clip: bool = field(default=False, metadata={"help": "clipping search", **FIXED})
+    rotate: bool = field(default=False, metadata={"help": "incoherence rotation", **FIXED})
 
 
 def _clip_qparams(Wg: torch.Tensor, bits: int, sym: bool, scale_dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,9 +98,10 @@ def quantize_rtn(W: torch.Tensor, cfg: RTNConfig, *, H: torch.Tensor | None = No
 
     Scales are float16 when every one fits float16's normal range, else float32. An asymmetric zero is an integer
     code stored as uint8; a symmetric zero is 2**(bits-1), stored once, and a symmetric scale is signed (see
-    choose_qparams). A row that group_size does not divide is padded: its last group is shorter.
+    choose_qparams). A row that group_size does not divide is padded: its last group is shorter. With rotate, the
+    codes quantize the rotated weights (rotation.py) and the tensor carries the rotation.
     """
-    W2 = prepare_weights(W)  # (out, in)
+    W2, rotation = rotated(prepare_weights(W), cfg.rotate)  # (out, in)
     q, scale, zero = with_scale_dtype(lambda dtype: _quantize_rows(W2, cfg, dtype))
     zero = zero[:1, :1].to(torch.uint8) if cfg.sym else zero.to(torch.uint8)
-    return QuantizedTensor(q, scale, zero, cfg.bits, cfg.group_size, tuple(W.shape))
+    return QuantizedTensor(q, scale, zero, cfg.bits, cfg.group_size, tuple(W.shape), rotation=rotation)

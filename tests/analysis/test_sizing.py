@@ -15,6 +15,8 @@ VARIANTS = [(m, {}) for m in METHODS if m != "mixed"] + [
     ("nf4", {"group_size": 0}),
     ("hqq", {"bits": 2, "group_size": 32}),
     ("seq", {"bits": 3, "group_size": 0}),
+    ("rtn", {"bits": 2, "group_size": 64, "clip": True, "rotate": True}),
+    ("gptq", {"bits": 3, "rotate": True}),
 ]
 
 

@@ -12,7 +12,7 @@ LENGTHS = (0, 1, 2, 3, 7, 8, 9, 15, 17, 1000, 1001)
 
 
 def random_codes(n: int, bits: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 2**bits, size=n, dtype=np.uint8)
+    return np.random.default_rng(seed).integers(0, 2**bits, size=n, dtype=np.uint8 if bits <= 8 else np.uint16)
 
 
 def reference_pack(codes, bits: int) -> bytes:
@@ -33,7 +33,7 @@ def test_round_trip(bits, n):
     codes = random_codes(n, bits, seed=n)
     data = pack_codes(codes, bits)
     got = unpack_codes(data, bits, n)
-    assert got.dtype == np.uint8
+    assert got.dtype == (np.uint8 if bits <= 8 else np.uint16)
     np.testing.assert_array_equal(got, codes)
 
 
@@ -81,15 +81,23 @@ def test_matches_bit_loop_reference(bits, n):
     assert pack_codes(codes, bits) == reference_pack(codes, bits)
 
 
-@pytest.mark.parametrize("bits", (0, 1, 5, 6, 7, 16))
+@pytest.mark.parametrize("bits", (0, 17, 32))
 def test_pack_rejects_unsupported_width(bits):
     with pytest.raises(QcoreError, match="cannot pack"):
         pack_codes(np.zeros(4, np.uint8), bits)
 
 
 def test_unpack_rejects_unsupported_width():
-    with pytest.raises(QcoreError, match="cannot pack 5-bit codes"):
-        unpack_codes(b"\x00", 5, 1)
+    with pytest.raises(QcoreError, match="cannot pack 17-bit codes"):
+        unpack_codes(b"\x00" * 3, 17, 1)
+
+
+def test_pinned_bytes_16bit_are_little_endian_words():
+    assert pack_codes(np.array([0x1234, 0xFFFF, 1], np.uint16), 16) == b"\x34\x12\xff\xff\x01\x00"
+
+
+def test_pinned_bytes_1bit():
+    assert pack_codes(np.array([1, 0, 1, 1, 0, 0, 0, 0, 1], np.uint8), 1) == b"\x0d\x01"
 
 
 @pytest.mark.parametrize("bits", PACK_BITS)
@@ -104,7 +112,7 @@ def test_unpack_rejects_wrong_byte_length(bits, delta):
 @given(st.data())
 def test_round_trip_property(data):
     bits = data.draw(st.sampled_from(PACK_BITS))
-    codes = np.array(data.draw(st.lists(st.integers(0, 2**bits - 1), max_size=300)), np.uint8)
+    codes = np.array(data.draw(st.lists(st.integers(0, 2**bits - 1), max_size=300)), np.uint16 if bits > 8 else np.uint8)
     packed = pack_codes(codes, bits)
     assert packed == reference_pack(codes, bits)
     np.testing.assert_array_equal(unpack_codes(packed, bits, codes.size), codes)

@@ -108,6 +108,7 @@ def test_shapes_and_dtypes(group_size):
     assert qt.config == {
         "bits": 4, "group_size": group_size, "iters": 20, "lp_norm": 0.7, "beta": 10.0, "kappa": 1.01,
         "optimize_scale": False,
+        "rotate": False,
     }  # fmt: skip
     W_hat = dequantize(qt)
     assert W_hat.shape == (16, 200) and bool(torch.isfinite(W_hat).all())

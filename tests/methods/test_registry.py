@@ -69,7 +69,7 @@ def test_fixed_options_are_refused_everywhere():
     with pytest.raises(QcoreError, match="fixes bits=8"):
         Int8Config(bits=4)
     assert get_method("int8").make_config(bits=8) == Int8Config()
-    assert [o.name for o in get_method("int8").options() if o.fixed] == ["bits", "group_size", "sym", "clip"]
+    assert [o.name for o in get_method("int8").options() if o.fixed] == ["bits", "group_size", "sym", "clip", "rotate"]
 
 
 def test_shared_flags_apply_only_where_a_method_takes_them():
