@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from qcore import METHODS
 from qcore.analysis.reference import reference_row
 from qcore.format import fmt_bytes, fmt_cos
+from qcore.measure.metrics import lloyd_max, rd_bound
 from ui.i18n import band, t
 from ui.tables import axis_label, metric_value
 
@@ -216,10 +219,25 @@ def pareto(records: list[dict], labels: list[str], front: list[bool], y: str) ->
         textposition=["bottom right"] * (len(on) - 1) + ["bottom left"] if on else "bottom right",
         hovertemplate="%{text}<br>%{x:.3f} bpw<br>" + fmt + "<extra></extra>",
     )  # fmt: skip
+    if y == "weight_cosine":
+        add_limits(fig, [p[0] for p in pts])
     if not y.startswith("task."):
         add_bands(fig, [p[1] for p in pts if p[1] is not None])
     title = t("fig_pareto_title", y=axis_label(y))
     return layout(fig, title, t("ax_bpw"), axis_label(y), height=460)
+
+
+def add_limits(fig: go.Figure, xs: list[float]) -> go.Figure:
+    """The Gaussian limits as weight cosine against bits per weight: the distortion-rate bound (no code beats it)
+    and the best scalar quantizer (Lloyd-Max, time-shared between widths)."""
+    lo, hi = max(min(xs) * 0.9, 0.5), max(xs) * 1.05
+    grid = [lo + (hi - lo) * i / 120 for i in range(121)]
+    for name, fn, dash in (("fig_bound", rd_bound, "dot"), ("fig_scalar", lloyd_max, "dash")):
+        fig.add_scatter(
+            x=grid, y=[math.sqrt(1 - fn(r)) for r in grid], mode="lines", name=t(name),
+            line={"color": "#6b7280", "dash": dash, "width": 1.5}, hovertemplate="%{x:.2f} bpw: %{y:.4f}<extra></extra>",
+        )  # fmt: skip
+    return fig
 
 
 def sensitivity(rows: list[dict], metric: str) -> go.Figure:

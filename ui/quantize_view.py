@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from qcore import Model, Policy, RunResult, RunSpec, get_method
-from qcore.format import fmt_bytes, fmt_pct
+from qcore.format import fmt_bytes, fmt_cos, fmt_db, fmt_pct
 from ui import figures, models, tables
 from ui.guard import guarded
 from ui.i18n import t
@@ -38,6 +38,7 @@ def results(res: RunResult, model: Model, spec: RunSpec) -> None:
     rec = res.record
     st.subheader(t("q_results", preset=spec.model.label, method=spec.method, options=tables.options_text(spec.options)))
     kpi_cards(rec)
+    limits_line(rec)
     st.caption(t("q_policy", policy=models.describe_policy(spec.policy), codec=spec.codec))
     task_cards(rec.get("task"))
     st.subheader(t("q_layers"))
@@ -81,3 +82,17 @@ def level_histogram(res: RunResult, model: Model, rec: dict) -> None:
     view = guarded(tables.layer_view, res, model, name, int(row), int(group))
     st.plotly_chart(figures.histogram(view), key="q_hist_chart")
     st.markdown(t("q_hist_note", used=view["used"], n=len(view["levels"]), edge=fmt_pct(view["edge_share"])))
+
+
+def limits_line(rec: dict) -> None:
+    """Where the run sits against the distortion-rate bound and the best scalar quantizer at its bits per weight."""
+    lim = rec.get("limits")
+    if not lim or lim["gap_to_bound_db"] is None:
+        return
+    gap = lim["gap_to_scalar_db"]
+    st.markdown(
+        t("q_limits", bpw=f"{lim['bpw']:.3f}", bound=fmt_db(lim["bound_sqnr_db"]), bound_cos=fmt_cos(lim["bound_cosine"]),
+          scalar=fmt_db(lim["scalar_sqnr_db"]), scalar_cos=fmt_cos(lim["scalar_cosine"]), sqnr=fmt_db(rec["sqnr_db"]),
+          gap_bound=fmt_db(lim["gap_to_bound_db"]), gap_scalar=fmt_db(abs(gap)),
+          side=t("q_limits_below") if gap > 0 else t("q_limits_above"))
+    )  # fmt: skip
