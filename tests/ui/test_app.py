@@ -153,6 +153,10 @@ def test_quantize_large_int2_shows_what_the_cli_prints():
     ratio = next(m for m in at.metric if m.label == "Compression ratio")
     assert f"{expected['theoretical_ratio']:.2f}x" in ratio.proto.delta
     assert len(charts(at)) == 3  # per-layer cosines, level histogram, size breakdown
+    lim = expected["limits"]
+    limits_text = next(m.value for m in at.markdown if "Against the limits" in m.value)
+    assert fmt_db(lim["bound_sqnr_db"]) in limits_text and fmt_db(lim["scalar_sqnr_db"]) in limits_text
+    assert f"{fmt_db(lim['gap_to_scalar_db'])} below the best scalar quantizer" in limits_text
     assert {b.key for b in at.get("download_button")} == {"q_dl_parquet", "q_dl_json"}
     assert layers_table(at).shape[0] == len(expected["layers"])
     assert "Predicted cosine" in layers_table(at).columns  # min-max int2 has the uniform-noise prediction
@@ -288,6 +292,8 @@ def test_compare_draws_a_pareto_front_and_a_sortable_table():
     assert table.shape[0] == 8  # the default sweep: int8, int2 and rtn {2,3,4} bits x {per-channel, g64}
     assert table["On front"].any() and not table["On front"].all()
     assert len(charts(at)) == 1
+    names = [d.get("name") for d in chart_json(at, "c_pareto_chart")["data"]]
+    assert "distortion-rate bound (Gaussian)" in names and "best scalar quantizer (Lloyd-Max, Gaussian)" in names
     at.button_group(key="c_y").set_value("output_cosine").run(timeout=TIMEOUT)
     assert not at.exception and len(charts(at)) == 1
 
