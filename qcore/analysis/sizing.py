@@ -24,10 +24,12 @@ from ..formats.table import (
     NESTED_SCALE,
     ROTATION,
     SCHEMA,
+    START,
     STRING_COLUMNS,
     Layout,
     layout_of,
 )
+from ..methods.coded import CodedTensor
 from ..methods.quant import QuantizedTensor
 from ..methods.registry import config_dict, get_method
 from ..models.model import Model
@@ -55,7 +57,7 @@ def tensor_layout(method: str, options: dict, shape: tuple[int, ...]) -> Layout 
     """How a tensor of `shape` is stored by the method (None for a budget method, which has no fixed layout)."""
     out, n = shape[0], math.prod(shape[1:])
     qt, _ = _proxy(method, tuple(sorted(options.items())), n)
-    return layout_of(qt).with_rows(out) if isinstance(qt, QuantizedTensor) else None
+    return layout_of(qt).with_rows(out) if isinstance(qt, QuantizedTensor | CodedTensor) else None
 
 
 def tensor_bytes(method: str, options: dict, shape: tuple[int, ...]) -> tuple[int, int]:
@@ -138,13 +140,19 @@ def rows_of(name: str, method: str, options: dict, shape: tuple[int, ...], nbyte
     layout = tensor_layout(method, options, shape)
     if layout is None:
         return [Row(name, "affine", nbytes, 1)]
-    out = [Row(name, "codebook" if layout.codebook_values else "affine", nbytes, layout.chunks)]
-    nested = _proxy(method, tuple(sorted(options.items())), math.prod(shape[1:]))[0].scale_q
+    proxy = _proxy(method, tuple(sorted(options.items())), math.prod(shape[1:]))[0]
+    encoding = (
+        "codebook" if layout.codebook_values else "affine" if isinstance(proxy, QuantizedTensor) else proxy.scheme
+    )
+    out = [Row(name, encoding, nbytes, layout.chunks)]
+    nested = getattr(proxy, "scale_q", None)
     if nested is not None:
         encoding = "codebook" if nested.codebook is not None else "affine"
         out.append(Row(name + NESTED_SCALE, encoding, 0, 1, nested.method, json.dumps(nested.config, sort_keys=True)))
     if layout.rotated:
         out.append(Row(name + ROTATION, "signs", 0, 1, "rotation", "{}"))
+    if layout.start[0]:
+        out.append(Row(name + START, "start", 0, 1))
     return out
 
 
@@ -160,14 +168,15 @@ def container_bytes(skeleton: list[Row], method: str | None, options: dict) -> i
     writer.add_key_value_metadata(FILE_METADATA)
     rows, pending, pages = [], 0, 0
     for r in skeleton:
-        quantized = r.encoding != "fp16"
+        quantized, affine = r.encoding != "fp16", r.encoding in ("affine", "codebook")
+        scaled = quantized and r.encoding not in ("signs", "start")
         for _ in range(r.chunks):
             rows.append(
                 {"name": r.name, "encoding": r.encoding, "method": r.method or (method if quantized else "fp16"),
                  "config": r.config or (config if quantized else "{}"), "shape": [0, 0], "dtype": "float32", "bits": 0,
-                 "group_size": 0, "row_start": 0, "rows": 0, "codes": b"", "scale": b"" if quantized else None,
-                 "scale_dtype": "float16" if quantized else None, "zero": b"" if quantized else None,
-                 "zero_dtype": "uint8" if quantized else None, "zero_shared": False,
+                 "group_size": 0, "row_start": 0, "rows": 0, "codes": b"", "scale": b"" if scaled else None,
+                 "scale_dtype": "float16" if scaled else None, "zero": b"" if affine else None,
+                 "zero_dtype": "uint8" if affine else None, "zero_shared": False,
                  "codebook": b"" if r.encoding == "codebook" else None}
             )  # fmt: skip
         pending += r.nbytes

@@ -26,6 +26,12 @@ Layout (format version 1). Each row is a run of consecutive output rows of one t
     zero_shared bool          one zero for the whole tensor (symmetric)
     codebook    binary        float32 code values, for encoding "codebook"
 
+Vector and trellis codes (methods/coded.py) use encoding "e8p" (bits 16: one E8P code per 8 weights) or
+"trellis L=<L> k=<k> T=<T>" (bits k: one symbol per weight, sequences of T), no zero and no code book (the E8P
+points and the trellis's Gaussian code are computed from their definitions); codes hold the (rows, C) codes of the
+chunk, scale the (rows, G) scales; a trellis's start states are the entry NAME + "::start", encoding "start",
+(out, S) values of L - k bits.
+
 A rotated tensor (an incoherence transform, methods/rotation.py) has one more entry, NAME + "::rot", encoding
 "signs": its codes are the m + n sign bits of S_U then S_V (1 = -1), packed 1 bit each, shape [m, n]; the
 transform's structure follows from m and n alone. Entries NAME + "::scale" and NAME + "::rot" count as metadata.
@@ -45,6 +51,7 @@ import pyarrow as pa
 import torch
 
 from ..errors import QcoreError
+from ..methods.coded import SCHEMES, CodedTensor
 from ..methods.quant import MixedTensor, QuantizedTensor, num_groups
 from ..methods.rotation import Rotation
 from .packing import BIT_ORDER, pack_codes, packed_nbytes, unpack_codes
@@ -78,7 +85,8 @@ STRING_COLUMNS = ["name", "encoding", "method", "config", "dtype", "scale_dtype"
 _DTYPES = {"float16": torch.float16, "float32": torch.float32, "uint8": torch.uint8}
 NESTED_SCALE = "::scale"  # suffix of the entry that holds a tensor's double-quantized scales
 ROTATION = "::rot"  # suffix of the entry that holds a rotated tensor's sign vectors
-SIDE = (NESTED_SCALE, ROTATION)  # entries that belong to another tensor's metadata
+START = "::start"  # suffix of the entry that holds a trellis's start states
+SIDE = (NESTED_SCALE, ROTATION, START)  # entries that belong to another tensor's metadata
 PART = "::b"  # infix of the entries that hold a row-mixed tensor's rows of one width
 
 
@@ -96,6 +104,8 @@ def encode_rows(name: str, item: QuantizedTensor | MixedTensor | torch.Tensor) -
         return _encode_mixed(name, item)
     if isinstance(item, QuantizedTensor):
         return _encode_quantized(name, item)
+    if isinstance(item, CodedTensor):
+        return _encode_coded(name, item)
     return _encode_fp16(name, item)
 
 
@@ -151,6 +161,53 @@ def _encode_quantized(name: str, qt: QuantizedTensor) -> Iterator[dict]:
         yield _encode_rotation(name + ROTATION, qt.rotation)
 
 
+def _encode_coded(name: str, ct: CodedTensor) -> Iterator[dict]:
+    out, C = ct.codes.shape
+    per = chunk_rows(ct.code_bits, C)
+    common = {
+        "name": name, "encoding": ct.encoding, "method": ct.method, "config": json.dumps(ct.config, sort_keys=True),
+        "shape": list(ct.shape), "dtype": "float32", "bits": ct.code_bits, "group_size": ct.group_size,
+        "scale_dtype": _dtype_name(ct.scale), "zero": None, "zero_dtype": None, "zero_shared": False, "codebook": None,
+    }  # fmt: skip
+    for r0 in range(0, out, per):
+        rows = ct.codes[r0 : r0 + per]
+        yield {**common, "row_start": r0, "rows": len(rows), "codes": pack_codes(rows.numpy(), ct.code_bits),
+               "scale": _raw(ct.scale[r0 : r0 + per])}  # fmt: skip
+    if ct.start is not None:
+        yield {**common, "name": name + START, "encoding": "start", "bits": ct.start_bits, "shape": list(ct.start.shape),
+               "row_start": 0, "rows": out, "codes": pack_codes(ct.start.numpy(), ct.start_bits), "scale": None,
+               "scale_dtype": None}  # fmt: skip
+    if ct.rotation is not None:
+        yield _encode_rotation(name + ROTATION, ct.rotation)
+
+
+def _decode_coded(name: str, rows: list[dict], start: dict | None) -> CodedTensor:
+    head = rows[0]
+    shape, bits, out = tuple(head["shape"]), head["bits"], head["shape"][0]
+    scheme, _, params = head["encoding"].partition(" ")
+    values = tuple(int(v.split("=")[1]) for v in params.split()) if params else ()
+    n = int(np.prod(shape[1:]))
+    G = len(head["scale"]) // (head["rows"] * np.dtype(head["scale_dtype"]).itemsize)
+    if scheme == "e8p":  # rows padded to whole groups, or to a multiple of 8
+        C, dim = (G * head["group_size"] if G > 1 else -(-n // 8) * 8) // 8, 8
+    else:  # rows padded to whole sequences
+        C, dim = -(-n // values[2]) * values[2], 1
+    codes = [unpack_codes(r["codes"], bits, r["rows"] * C).reshape(r["rows"], C) for r in rows]
+    codes_t = torch.from_numpy(np.concatenate(codes).astype(np.int32))
+    if codes_t.shape[0] != out:
+        raise QcoreError(f"{name}: chunks hold {codes_t.shape[0]} rows, shape {list(shape)} needs {out}")
+    scale = torch.cat([_tensor(r["scale"], head["scale_dtype"], (r["rows"], G), name) for r in rows])
+    st = None
+    if start is not None:
+        S = start["shape"][1]
+        st = torch.from_numpy(unpack_codes(start["codes"], start["bits"], out * S).astype(np.int32)).reshape(out, S)
+    elif scheme != "e8p":
+        raise QcoreError(f"{name}: the trellis's start states ({name}{START}) are missing")
+    config = json.loads(head["config"])
+    return CodedTensor(codes_t, scale, scheme, bits, dim, head["group_size"], shape, head["method"], config, st,
+                       0 if start is None else start["bits"], values, None)  # fmt: skip
+
+
 def _encode_rotation(name: str, rot: Rotation) -> dict:
     signs = torch.cat([rot.signs_u, rot.signs_v]).to(torch.uint8).numpy()  # (m + n,) 1 = -1
     return {
@@ -191,14 +248,18 @@ def from_table(table: pa.Table) -> dict[str, QuantizedTensor | torch.Tensor]:
         chunks.setdefault(row["name"], []).append(row)
     nested = {k.removesuffix(NESTED_SCALE): _decode(k, v, None) for k, v in chunks.items() if k.endswith(NESTED_SCALE)}
     rotations = {k.removesuffix(ROTATION): _decode_rotation(k, v[0]) for k, v in chunks.items() if k.endswith(ROTATION)}
+    starts = {k.removesuffix(START): v[0] for k, v in chunks.items() if k.endswith(START)}
     out = {}
     for name, rows in chunks.items():
         if name.endswith(SIDE):
             continue
         if rows[0]["scale_dtype"] == "nested" and name not in nested:
             raise QcoreError(f"{name}: its double-quantized scales ({name}{NESTED_SCALE}) are missing")
-        out[name] = _decode(name, rows, nested.get(name))
-        if name in rotations and isinstance(out[name], QuantizedTensor):
+        if rows[0]["encoding"].split(" ")[0] in SCHEMES:
+            out[name] = _decode_coded(name, rows, starts.get(name))
+        else:
+            out[name] = _decode(name, rows, nested.get(name))
+        if name in rotations and isinstance(out[name], QuantizedTensor | CodedTensor):
             out[name] = replace(out[name], rotation=rotations[name])
     for name, item in list(out.items()):
         if isinstance(item, dict):  # a rowmix head: gather its parts
@@ -253,23 +314,30 @@ def _decode(name: str, rows: list[dict], scale_q: QuantizedTensor | None) -> Qua
 
 @dataclass(frozen=True)
 class Layout:
-    """What the stored bytes of a QuantizedTensor depend on (no data): (out, n) codes of `bits` bits, groups of
-    `group_size` columns, scale and zero item sizes, whether the zero is shared, code book values, nested scales."""
+    """What the stored bytes of a quantized tensor depend on (no data): `out` rows of `n` codes of `bits` bits,
+    `groups` scales per row, zero item size (0: none stored) and whether it is shared, code book values, nested
+    scales, a rotation over `out` x `in_features`, and per-row start values of a trellis (count, width)."""
 
     out: int
     n: int
     bits: int
     group_size: int
+    groups: int
     scale_itemsize: int
     zero_itemsize: int
     zero_shared: bool
     codebook_values: int
     nested: Layout | None = None
-    rotated: bool = False  # sign bits for the m + n rows and columns
+    rotated: bool = False
+    in_features: int = 0
+    start: tuple[int, int] = (0, 0)
 
     def with_rows(self, out: int) -> Layout:
-        """The same per-row structure for `out` rows (nested scales re-laid over out * G values)."""
-        nested = self.nested and replace(self.nested, n=out * num_groups(self.n, self.group_size))
+        """The same per-row structure for `out` rows (nested scales re-laid over out * groups values)."""
+        if self.nested is None:
+            return replace(self, out=out)
+        total = out * self.groups  # the nested tensor is (1, out * groups)
+        nested = replace(self.nested, n=total, groups=num_groups(total, self.nested.group_size))
         return replace(self, out=out, nested=nested)
 
     @property
@@ -278,30 +346,38 @@ class Layout:
         return -(-self.out // chunk_rows(self.bits, self.n))
 
     def nbytes(self) -> tuple[int, int]:
-        """(payload, metadata) bytes as ArtifactWriter counts them: codes, then scales, zeros and code books."""
+        """(payload, metadata) bytes as ArtifactWriter counts them: codes, then scales, zeros, code books and side
+        entries (nested scales, rotation signs, trellis starts)."""
         per = chunk_rows(self.bits, self.n)
         full, rest = divmod(self.out, per)
-        chunks = self.chunks
         payload = full * packed_nbytes(per * self.n, self.bits) + (
             packed_nbytes(rest * self.n, self.bits) if rest else 0
         )
-        groups = self.out * num_groups(self.n, self.group_size)
+        groups = self.out * self.groups
         meta = 0 if self.nested else groups * self.scale_itemsize
-        meta += self.zero_itemsize * (chunks if self.zero_shared else groups)
-        meta += 4 * self.codebook_values * chunks
+        meta += self.zero_itemsize * (self.chunks if self.zero_shared else groups)
+        meta += 4 * self.codebook_values * self.chunks
         if self.nested:
             meta += sum(self.nested.nbytes())  # a nested entry is metadata through and through
         if self.rotated:
-            meta += packed_nbytes(self.out + self.n, 1)
+            meta += packed_nbytes(self.out + self.in_features, 1)
+        if self.start[0]:
+            meta += packed_nbytes(self.out * self.start[0], self.start[1])
         return payload, meta
 
 
-def layout_of(qt: QuantizedTensor) -> Layout:
-    out, n = qt.q.shape
+def layout_of(item: QuantizedTensor | CodedTensor) -> Layout:
+    if isinstance(item, CodedTensor):
+        start = (0, 0) if item.start is None else (item.start.shape[1], item.start_bits)
+        return Layout(
+            item.codes.shape[0], item.codes.shape[1], item.code_bits, item.group_size, item.scale.shape[1],
+            item.scale.element_size(), 0, False, 0, None, item.rotation is not None, item.in_features, start,
+        )  # fmt: skip
+    out, n = item.q.shape
     return Layout(
-        out, n, qt.bits, qt.group_size, qt.scale.element_size(), qt.zero.element_size(),
-        _zero_shared(qt), 0 if qt.codebook is None else qt.codebook.numel(),
-        None if qt.scale_q is None else layout_of(qt.scale_q), qt.rotation is not None,
+        out, n, item.bits, item.group_size, item.scale.shape[1], item.scale.element_size(), item.zero.element_size(),
+        _zero_shared(item), 0 if item.codebook is None else item.codebook.numel(),
+        None if item.scale_q is None else layout_of(item.scale_q), item.rotation is not None, n,
     )  # fmt: skip
 
 

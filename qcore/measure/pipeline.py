@@ -72,7 +72,8 @@ def quantize_items(
         for name in model.tensors:
             yield name, model.tensors[name], done.get(name, model.tensors[name])
         return
-    current = dict(model.tensors) if method.needs_calibration else None  # W_hat replaces each finished layer
+    calibrate = method.needs_calibration or (method.takes_calibration and model.can_calibrate)
+    current = dict(model.tensors) if calibrate else None  # W_hat replaces each finished layer
     names = list(model.tensors)
     for i, name in enumerate(names):
         W = model.tensors[name]

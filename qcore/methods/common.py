@@ -109,3 +109,13 @@ def rotated(W: torch.Tensor, rotate: bool) -> tuple[torch.Tensor, Rotation | Non
         return W, None
     rotation = make_rotation(W.shape[0], W.shape[1], ROTATION_SEED)
     return rotation.apply(W.contiguous()), rotation
+
+
+def rotated_hessian(H: torch.Tensor, rotation: Rotation | None, n: int) -> torch.Tensor:
+    """The layer Hessian in the rotated basis: X' = X Q_n^T, so H' = Q_n H Q_n^T; H itself without a rotation.
+    Checks H is (n, n) and finite first."""
+    if H.shape != (n, n):
+        raise QcoreError(f"H must be ({n}, {n}) for a layer with {n} inputs; got shape {tuple(H.shape)}")
+    check_finite(H, "H")
+    H = H.float()
+    return H if rotation is None else Rotation(rotation.signs_v, rotation.signs_v).apply(H.contiguous())

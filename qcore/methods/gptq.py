@@ -17,9 +17,17 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import QcoreError
-from .common import check_bits, check_group_size, check_scales, prepare_weights, rotated, round_, with_scale_dtype
+from .common import (
+    check_bits,
+    check_group_size,
+    check_scales,
+    prepare_weights,
+    rotated,
+    rotated_hessian,
+    round_,
+    with_scale_dtype,
+)
 from .quant import CODE_BITS, QuantizedTensor, choose_qparams, num_groups, to_groups
-from .rotation import Rotation
 
 DAMP_RETRIES = 4  # Cholesky attempts: damp, 10x, 100x, 1000x before giving up
 INV_LEAF = 256  # inverse_upper solves blocks this small directly
@@ -212,8 +220,7 @@ def quantize_gptq(W: torch.Tensor, cfg: GPTQConfig, *, H: torch.Tensor | None = 
     W2 = W2.clone()
     W2[:, dead] = 0.0
     W2, rotation = rotated(W2, cfg.rotate)  # (out, in)
-    if rotation is not None:  # X' = X Q_n^T, so H' = Q_n H Q_n^T
-        H32 = Rotation(rotation.signs_v, rotation.signs_v).apply(H32)  # (in, in)
+    H32 = rotated_hessian(H32, rotation, n)  # (in, in): X' = X Q_n^T, so H' = Q_n H Q_n^T
     perm = None
     if cfg.act_order:
         perm = torch.argsort(torch.diagonal(H32), descending=True, stable=True)  # (in,)

@@ -5,7 +5,8 @@ A method is one entry: a pure function
     quantize(W, cfg, *, H=None) -> Quantized
 
 from a tensor (two or more dims, viewed as (out, in)) and a frozen config to a quantized tensor. H is the
-(in, in) Hessian proxy 2 X^T X / n of the layer's inputs; calibrated methods require it, the others ignore it.
+(in, in) Hessian proxy 2 X^T X / n of the layer's inputs: gptq requires it, e8p and trellis use it where the model
+has calibration data (BlockLDLQ), the others ignore it.
 A method that allocates across tensors (mixed) or trains the model (seq's QAT) also declares a whole-model form
 
     quantize_model(job: ModelJob, cfg) -> {name: Quantized, or a tensor kept (or trained) in FP16}
@@ -26,6 +27,7 @@ import torch
 
 from ..errors import QcoreError
 from .contract import ModelJob
+from .e8p import E8PConfig, quantize_e8p
 from .gptq import GPTQConfig, quantize_gptq
 from .hqq import HQQConfig, quantize_hqq
 from .mixed import MixedConfig, quantize_mixed, quantize_mixed_model
@@ -34,6 +36,7 @@ from .qat import qat_seq
 from .quant import Quantized
 from .rtn import Int2Config, Int8Config, RTNConfig, quantize_rtn
 from .seq import SEQConfig, quantize_seq
+from .trellis import TrellisConfig, quantize_trellis
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ class Method:
     summary: str
     quantize_fn: Callable[..., Quantized]  # (W, cfg, *, H=None) -> Quantized
     config_cls: type
-    needs_calibration: bool = False
+    needs_calibration: bool = False  # H is required: the method refuses models without calibration data
+    takes_calibration: bool = False  # H is used where the model has calibration data, and optional otherwise
     quantize_model_fn: Callable[[ModelJob, Any], dict] | None = None  # the optional whole-model form
     # Whether a config is plain min-max RTN, whose error the uniform-noise model predicts per layer.
     minmax: Callable[[Any], bool] = never
@@ -209,5 +213,25 @@ register(
         "optional double quantization",
         quantize_nf4,
         NF4Config,
+    )
+)
+register(
+    Method(
+        "e8p",
+        "QuIP#-style 2-bit vector quantization (Tseng et al. 2024): Hadamard incoherence, then 8 weights per 16-bit "
+        "E8P lattice code; BlockLDLQ feedback where the model has calibration data",
+        quantize_e8p,
+        E8PConfig,
+        takes_calibration=True,
+    )
+)
+register(
+    Method(
+        "trellis",
+        "QTIP-style 2-bit trellis-coded quantization (Tseng et al. 2024): Hadamard incoherence, then Viterbi over "
+        "sequences on a bitshift trellis with a computed Gaussian code; BlockLDLQ feedback with calibration data",
+        quantize_trellis,
+        TrellisConfig,
+        takes_calibration=True,
     )
 )

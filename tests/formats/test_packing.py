@@ -112,7 +112,9 @@ def test_unpack_rejects_wrong_byte_length(bits, delta):
 @given(st.data())
 def test_round_trip_property(data):
     bits = data.draw(st.sampled_from(PACK_BITS))
-    codes = np.array(data.draw(st.lists(st.integers(0, 2**bits - 1), max_size=300)), np.uint16 if bits > 8 else np.uint8)
+    codes = np.array(
+        data.draw(st.lists(st.integers(0, 2**bits - 1), max_size=300)), np.uint16 if bits > 8 else np.uint8
+    )
     packed = pack_codes(codes, bits)
     assert packed == reference_pack(codes, bits)
     np.testing.assert_array_equal(unpack_codes(packed, bits, codes.size), codes)

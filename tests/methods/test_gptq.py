@@ -162,7 +162,15 @@ def test_shapes_and_dtypes(sym, act_order):
     assert qt.scale.shape == (24, 4) and qt.scale.dtype == torch.float16  # 64 does not divide 200
     assert qt.zero.dtype == torch.uint8 and qt.zero.shape == ((1, 1) if sym else (24, 4))
     assert (qt.bits, qt.group_size, qt.shape, qt.method) == (3, 64, (24, 200), "gptq")
-    expected = {"bits": 3, "group_size": 64, "sym": sym, "act_order": act_order, "damp": DAMP, "block_size": 128, "rotate": False}
+    expected = {
+        "bits": 3,
+        "group_size": 64,
+        "sym": sym,
+        "act_order": act_order,
+        "damp": DAMP,
+        "block_size": 128,
+        "rotate": False,
+    }
     assert qt.config == expected
     W_hat = dequantize(qt)
     assert W_hat.shape == (24, 200) and W_hat.dtype == torch.float32 and bool(torch.isfinite(W_hat).all())

@@ -28,8 +28,11 @@ def test_every_method_follows_the_contract(name):
     assert (qt.method, qt.config) == (name, config_dict(cfg))  # stamped by the registry
     assert qt.dequantize().shape == W.shape and qt.shape == (24, 96)
     assert torch.equal(W, before)  # a pure function: the input is untouched
-    rows = qt.rows(5, 11)
-    assert torch.equal(rows.dequantize(), qt.dequantize()[5:11])
+    if qt.row_local:  # rows stand alone: a block of them dequantizes on its own
+        assert torch.equal(qt.rows(5, 11).dequantize(), qt.dequantize()[5:11])
+    else:  # a rotation mixes every row into every other: only the whole tensor dequantizes
+        with pytest.raises(ValueError, match="mixes all rows"):
+            qt.rows(5, 11)
 
 
 @pytest.mark.parametrize("name", list(METHODS))
