@@ -10,6 +10,8 @@ from ui.guard import guarded, remember_run
 from ui.i18n import lang, t
 from ui.sidebar import method_options, selection
 
+TWO_BIT = (MethodSpec.make("gptq", {"bits": 2, "group_size": 64}), MethodSpec.make("e8p"))  # calibrated, vector
+
 selection()
 st.title(t("r_title"))
 st.caption(t("r_intro"))
@@ -23,7 +25,9 @@ with st.container(border=True):
         t("s_methods"), list(METHODS), default=["int8", "int2"], key="r_methods", help=t("s_methods_help"),
         persist_state="session",
     )  # fmt: skip
+    two_bit = st.toggle(t("r_two_bit"), False, key="r_two_bit", help=t("r_two_bit_help"), persist_state="session")
     specs = tuple(MethodSpec(m, method_options(m)) for m in methods)
+    specs += TWO_BIT if two_bit else ()
     now = cache.ScalingRun(tuple(p for p in PRESETS if p in presets), specs)
     clicked = st.button(
         t("r_run"), key="r_run", type="primary", icon=":material/description:", disabled=not (now.presets and specs)

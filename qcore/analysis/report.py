@@ -21,7 +21,7 @@ import torch
 from ..errors import QcoreError
 from ..format import fmt_bytes, fmt_cos, fmt_db, fmt_metric, fmt_pct, fmt_ratio, fmt_secs
 from ..formats.storage import count_bytes
-from ..measure.metrics import quality_band
+from ..measure.metrics import lloyd_max, quality_band, rd_bound
 from ..measure.pipeline import run
 from ..methods.registry import get_method
 from ..models.catalog import load_model
@@ -171,7 +171,7 @@ def render_markdown(rows: list[dict], lang: str = "en") -> str:
     trends = trend_lines(rows, lang)
     sections = (
         _summary(doc), _results(doc), _reference(doc), _findings(doc, trends), _sizes(doc), _memory(doc),
-        _tasks(doc), _conclusions(doc),
+        _two_bit(doc), _tasks(doc), _conclusions(doc),
     )  # fmt: skip
     return "\n".join(line for section in sections for line in section) + "\n"
 
@@ -257,6 +257,39 @@ def _memory(doc: _Doc) -> list[str]:
     out = ["", f"## {t['mem_title'].format(model=doc.largest)}", "", _table(t["mem_cols"], saved)]
     out += ["", f"### {t['naive_title']}", "", t["naive_note"].format(model=doc.largest), ""]
     return out + [_table(t["naive_cols"], naive)]
+
+
+def column_of(r: dict) -> str | None:
+    """Where a row sits in the 2-bit comparison: the report's INT8 and INT2, a calibrated 2-bit method (one that
+    needs calibration data, at 2 bits), or a vector 2-bit one (lattice or trellis codes); None elsewhere."""
+    m = get_method(r["method"])
+    if r["method"] in ("int8", "int2"):
+        return r["method"]
+    if m.needs_calibration and r["bits"] == 2:
+        return "calibrated"
+    return "vector" if m.kind == "vector" else None
+
+
+def _two_bit(doc: _Doc) -> list[str]:
+    """INT8, INT2, calibrated 2-bit and vector 2-bit side by side per model, with the limits at 2 bits."""
+    cells = {(r["source"], column_of(r)): r for r in doc.rows if column_of(r)}
+    columns = [c for c in ("int8", "int2", "calibrated", "vector") if any(k[1] == c for k in cells)]
+    if not {"int2", "vector"} <= set(columns) and not {"int2", "calibrated"} <= set(columns):
+        return []
+    t = doc.t
+    sources = list(dict.fromkeys(r["source"] for r in sorted(doc.rows, key=lambda r: r["params"])))
+    body = []
+    for s in sources:
+        row = [s]
+        for c in columns:
+            r = cells.get((s, c))
+            row.append(f"{fmt_cos(r['weight_cosine'])} · {r['payload_meta_bpw']:.3f} bpw · {_label(r)}" if r else "n/a")
+        body.append(row)
+    header = [t["two_cols"][0]] + [
+        t["two_cols"][1 + ("int8", "int2", "calibrated", "vector").index(c)] for c in columns
+    ]
+    note = t["two_note"].format(bound=fmt_cos(math.sqrt(1 - rd_bound(2))), scalar=fmt_cos(math.sqrt(1 - lloyd_max(2))))
+    return ["", f"## {t['two_title']}", "", _table(header, body), "", note]
 
 
 def _tasks(doc: _Doc) -> list[str]:

@@ -74,6 +74,7 @@ class Method:
     needs_calibration: bool = False  # H is required: the method refuses models without calibration data
     takes_calibration: bool = False  # H is used where the model has calibration data, and optional otherwise
     quantize_model_fn: Callable[[ModelJob, Any], dict] | None = None  # the optional whole-model form
+    kind: str = "scalar"  # "scalar": each weight on its own grid; "vector": lattice or trellis codes over many weights
     # Whether a config is plain min-max RTN, whose error the uniform-noise model predicts per layer.
     minmax: Callable[[Any], bool] = never
 
@@ -223,6 +224,7 @@ register(
         quantize_e8p,
         E8PConfig,
         takes_calibration=True,
+        kind="vector",
     )
 )
 register(
@@ -233,5 +235,6 @@ register(
         quantize_trellis,
         TrellisConfig,
         takes_calibration=True,
+        kind="vector",
     )
 )

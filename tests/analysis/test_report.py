@@ -65,3 +65,23 @@ def test_csv_has_one_line_per_row(rows):
     lines = rows_to_csv(rows).splitlines()
     assert len(lines) == len(rows) + 1
     assert lines[0].startswith("source,params,quantized_params,method")
+
+
+@pytest.fixture(scope="module")
+def four_way():
+    return scaling_rows(["small", "medium"], ["int8", "int2", "gptq:bits=2:group_size=64", "e8p"])
+
+
+def test_the_two_bit_section_sets_vector_codes_beside_int8_int2_and_calibrated(four_way):
+    for lang, title, cols in (("en", "## Two bits per weight, side by side", "| Model | INT8 | INT2 | Calibrated 2-bit | Vector 2-bit |"),
+                              ("zh", "## 每权重 2 比特：并排对照", "| 模型 | INT8 | INT2 | 校准 2 比特 | 向量 2 比特 |")):  # fmt: skip
+        md = render_markdown(four_way, lang)
+        assert title in md and cols in md
+    md = render_markdown(four_way, "en")
+    e8p = next(r for r in four_way if r["source"] == "medium" and r["method"] == "e8p")
+    assert f"{e8p['weight_cosine']:.6f} · {e8p['payload_meta_bpw']:.3f} bpw · e8p" in md
+    assert "0.968246" in md and "0.939415" in md  # the bound and the scalar limit at 2 bits, as cosines
+
+
+def test_the_two_bit_section_needs_something_to_compare(rows):
+    assert "Two bits per weight" not in render_markdown(rows, "en")  # int8 and int2 alone: the reference's table

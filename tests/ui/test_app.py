@@ -733,3 +733,15 @@ def test_task_metrics_become_cards_and_a_compare_axis(monkeypatch):
     best = table.loc[table["logit_mse (lower is better)"].idxmin()]
     assert best["On front"]  # the lowest error is on the front: smaller wins for this metric
     assert chart_json(at, "c_pareto_chart")["layout"]["yaxis"]["title"]["text"] == "logit_mse (lower is better)"
+
+
+def test_report_sets_two_bit_methods_side_by_side():
+    at = start()
+    go(at, "report")
+    at.multiselect(key="r_presets").set_value(["small", "medium"])
+    at.toggle(key="r_two_bit").set_value(True)
+    at.button(key="r_run").click().run(timeout=TIMEOUT)
+    assert not at.exception and not at.error
+    report = at.markdown[-1].value
+    assert "## Two bits per weight, side by side" in report and "Vector 2-bit" in report
+    assert "--methods int8,int2,gptq:bits=2:group_size=64,e8p" in " ".join(c.value for c in at.caption)
