@@ -1,4 +1,5 @@
-"""`python -m bench`: RTN throughput against a straightforward torch baseline, and the large preset's run."""
+"""`python -m bench`: RTN throughput against a straightforward torch baseline, the large preset's run, GPTQ, and the
+rotation, e8p and trellis (bench_vector)."""
 
 import statistics
 import time
@@ -10,6 +11,7 @@ from qcore import get_method, load_preset, run
 
 from .baseline import baseline_rtn
 from .bench_gptq import bench_gptq
+from .bench_vector import bench_gaussian, bench_large
 
 CASES = (("rtn int4 g128", "rtn", {"bits": 4, "group_size": 128}), ("int8", "int8", {}))
 SHAPES = ((4096, 4096), (8192, 8192))
@@ -69,3 +71,6 @@ if __name__ == "__main__":
     bench_large_run()
     print()
     bench_gptq()
+    print()
+    bench_gaussian()
+    bench_large()

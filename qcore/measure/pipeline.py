@@ -72,16 +72,17 @@ def quantize_items(
         for name in model.tensors:
             yield name, model.tensors[name], done.get(name, model.tensors[name])
         return
-    calibrate = method.needs_calibration or (method.takes_calibration and model.can_calibrate)
+    calibrate = method.uses_hessian(cfg) and model.can_calibrate
     current = dict(model.tensors) if calibrate else None  # W_hat replaces each finished layer
     names = list(model.tensors)
     for i, name in enumerate(names):
         W = model.tensors[name]
         item = W
         if policy.selects(name, W, model):
+            inner = progress and (lambda _d, _t, what, i=i, name=name: progress(i, len(names), f"{name}: {what}"))
             with clock:
                 H = layer_hessian(model, current, name) if current is not None else None
-                item = _quantize_one(method, W, cfg, name, H)
+                item = _quantize_one(method, W, cfg, name, H, inner)
             if current is not None:
                 current[name] = item.dequantize()
         yield name, W, item
@@ -89,9 +90,9 @@ def quantize_items(
             progress(i + 1, len(names), name)
 
 
-def _quantize_one(method: Method, W: torch.Tensor, cfg, name: str, H: torch.Tensor | None) -> Quantized:
+def _quantize_one(method: Method, W: torch.Tensor, cfg, name: str, H: torch.Tensor | None, progress) -> Quantized:
     try:
-        return method.quantize(W, cfg, H=H)
+        return method.quantize(W, cfg, H=H, progress=progress)
     except QcoreError as e:
         raise QcoreError(f"{name}: {e}") from None
 

@@ -155,6 +155,15 @@ def code_with_scales(W: torch.Tensor, groups: int, coder: Coder, scale: torch.Te
     return codes, None if start is None else start.reshape(out, -1), fitted
 
 
+def refit_scales(W: torch.Tensor, x_hat: torch.Tensor, H: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Per-row scales that minimise the layer error ||(W - s x_hat) X^T||^2 for fixed codes: s = <W H, x_hat> /
+    <x_hat H, x_hat> (H = 2 X^T X / n). W, x_hat (out, n_pad); H (n_pad, n_pad); scale (out, 1). Keeps the old scale
+    where the reconstruction is 0."""
+    num, den = ((W @ H) * x_hat).sum(1), ((x_hat @ H) * x_hat).sum(1)  # (out,)
+    fitted = torch.where((den > 0) & (scale[:, 0] > 0), num / den.clamp(min=1e-30), scale[:, 0])
+    return fitted.unsqueeze(1)  # (out, 1)
+
+
 # BlockLDLQ (Tseng et al. 2024, QuIP# section 4.3): GPTQ's column-by-column feedback (Frantar et al. 2022) with a
 # vector quantizer, one block of B columns at a time. With U the upper Cholesky factor of H^-1, after block b is
 # coded its error, carried through U's diagonal block, corrects every later column:
@@ -169,7 +178,7 @@ def block_ldlq(W: torch.Tensor, H: torch.Tensor, coder: Coder, scale: torch.Tens
     W[:, dead] = 0.0
     U = inverse_cholesky(H32, damp)  # (n, n)
     per_group = n // scale.shape[1]
-    codes, starts = [], []
+    codes, starts, x_hats = [], [], []
     for b0 in range(0, n, block):
         b1 = b0 + block
         s = scale[:, b0 // per_group].unsqueeze(-1)  # (out, 1)
@@ -179,5 +188,6 @@ def block_ldlq(W: torch.Tensor, H: torch.Tensor, coder: Coder, scale: torch.Tens
         W[:, b1:].addmm_(E, U[b0:b1, b1:], alpha=-1)  # (out, n - b1): every later column, corrected
         codes.append(c)
         starts.append(st)
+        x_hats.append(x_hat)
     start = None if starts[0] is None else torch.stack(starts, 1).reshape(out, -1)
-    return torch.cat(codes, 1), start
+    return torch.cat(codes, 1), start, torch.cat(x_hats, 1)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import QcoreError
-from .coded import CodedTensor, block_ldlq, code_with_scales, e8p_coder, pad_columns, start_scales
+from ..progress import Progress
+from .coded import CodedTensor, block_ldlq, code_with_scales, e8p_coder, pad_columns, refit_scales, start_scales
 from .common import check_group_size, prepare_weights, rotated, rotated_hessian, store_scales
 
 GAUSSIAN_SCALE = (
@@ -29,6 +30,10 @@ class E8PConfig:
     rotate: bool = field(
         default=True, metadata={"help": "incoherence: randomized Hadamard rotation first (QuIP#); m + n sign bits"}
     )
+    calibrate: bool = field(
+        default=False,
+        metadata={"help": "where the model has calibration data, BlockLDLQ feedback from each layer's Hessian"},
+    )
     damp: float = field(default=0.1, metadata={"help": "calibrated: added to H's diagonal, a fraction of its mean"})
 
     def __post_init__(self):
@@ -39,7 +44,9 @@ class E8PConfig:
             raise QcoreError(f"damp must be a positive number; got {self.damp}")
 
 
-def quantize_e8p(W: torch.Tensor, cfg: E8PConfig, *, H: torch.Tensor | None = None) -> CodedTensor:
+def quantize_e8p(
+    W: torch.Tensor, cfg: E8PConfig, *, H: torch.Tensor | None = None, progress: Progress | None = None
+) -> CodedTensor:
     """E8P quantization of a weight tensor (two or more dims, viewed as (out, in)); with H (in, in), BlockLDLQ.
 
     Returns codes (out, n_pad / 8) int32 (16-bit E8P codes), scale (out, G) float16 (float32 when a scale leaves
@@ -51,12 +58,14 @@ def quantize_e8p(W: torch.Tensor, cfg: E8PConfig, *, H: torch.Tensor | None = No
     Wp = pad_columns(W2, g or BLOCK)  # (out, n_pad)
     groups = Wp.shape[1] // g if g else 1
     scale = start_scales(Wp.reshape(out, groups, -1), GAUSSIAN_SCALE)  # (out, G)
-    if H is None:
+    if H is None or not cfg.calibrate:  # without calibration (or data for it): code each block on its own
         codes, _, scale = code_with_scales(Wp, groups, e8p_coder, scale, BLOCK)
     else:
         Hp = pad_hessian(rotated_hessian(H, rotation, n), Wp.shape[1])  # (n_pad, n_pad)
-        scale = store_scales(scale, allow_zero=True).float()  # fixed before the feedback loop
-        codes, _ = block_ldlq(Wp, Hp, e8p_coder, scale, BLOCK, cfg.damp)
+        scale = store_scales(scale, allow_zero=True).float()  # fixed during the feedback loop
+        codes, _, x_hat = block_ldlq(Wp, Hp, e8p_coder, scale, BLOCK, cfg.damp)
+        if groups == 1:  # then refit for the layer error these codes leave
+            scale = refit_scales(Wp, x_hat, Hp, scale)
     return CodedTensor(
         codes, store_scales(scale, allow_zero=True), "e8p", 16, BLOCK, g, tuple(W.shape), rotation=rotation
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import QcoreError
+from ..progress import Progress
 from .common import (
     check_bits,
     check_group_size,
@@ -195,7 +196,9 @@ def _run(W: torch.Tensor, U: torch.Tensor, perm: torch.Tensor | None, cfg: GPTQC
     return Qt.T.contiguous(), scale.T.contiguous(), zero.T.contiguous()  # (out, in), (out, G), (out, G)
 
 
-def quantize_gptq(W: torch.Tensor, cfg: GPTQConfig, *, H: torch.Tensor | None = None) -> QuantizedTensor:
+def quantize_gptq(
+    W: torch.Tensor, cfg: GPTQConfig, *, H: torch.Tensor | None = None, progress: Progress | None = None
+) -> QuantizedTensor:
     """GPTQ quantization of a weight tensor (two or more dims, viewed as (out, in)) given H (in, in).
 
     H: the layer's Hessian proxy 2 X^T X / n, float32 or float64. An input that is always 0 (H[i, i] == 0)

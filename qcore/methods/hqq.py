@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import QcoreError
+from ..progress import Progress
 from .common import (
     FP16_MAX,
     FP16_MIN_NORMAL,
@@ -170,7 +171,9 @@ def _quantize_rows(W: torch.Tensor, cfg: HQQConfig, scale_dtype):
     return (q if G * g == n else q[:, :n].contiguous()), scale, zero
 
 
-def quantize_hqq(W: torch.Tensor, cfg: HQQConfig, *, H: torch.Tensor | None = None) -> QuantizedTensor:
+def quantize_hqq(
+    W: torch.Tensor, cfg: HQQConfig, *, H: torch.Tensor | None = None, progress: Progress | None = None
+) -> QuantizedTensor:
     """Half-quadratic quantization of a weight tensor (two or more dims, viewed as (out, in)); no calibration.
 
     H is unused. Starts from min-max asymmetric RTN with the unrounded zero -min / scale (the hqq package's

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import QcoreError
+from ..progress import Progress
 from .common import as_matrix
 from .contract import ModelJob
 from .quant import MixedTensor, QuantizedTensor
@@ -97,7 +98,9 @@ def _assemble(c: _Candidates, widths: torch.Tensor) -> MixedTensor:
     return MixedTensor(widths, parts, c.shape)
 
 
-def quantize_mixed(W: torch.Tensor, cfg: MixedConfig, *, H: torch.Tensor | None = None) -> MixedTensor:
+def quantize_mixed(
+    W: torch.Tensor, cfg: MixedConfig, *, H: torch.Tensor | None = None, progress: Progress | None = None
+) -> MixedTensor:
     """One tensor on its own (H is unused): its payload plus scales and widths fit target_bpw x its weights."""
     c = _candidates(W, cfg)
     out = c.err[cfg.min_bits].shape[0]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import QcoreError
+from ..progress import Progress
 from .common import check_group_size, prepare_weights
 from .quant import QuantizedTensor, to_groups
 
@@ -112,7 +113,9 @@ def encode_blocks(Wg: torch.Tensor, scale: torch.Tensor, n: int) -> torch.Tensor
     return nearest_code(x, nf4_codebook()).reshape(Wg.shape[0], -1)[:, :n].contiguous()  # (out, n)
 
 
-def quantize_nf4(W: torch.Tensor, cfg: NF4Config, *, H: torch.Tensor | None = None) -> QuantizedTensor:
+def quantize_nf4(
+    W: torch.Tensor, cfg: NF4Config, *, H: torch.Tensor | None = None, progress: Progress | None = None
+) -> QuantizedTensor:
     """NF4 quantization of a weight tensor (two or more dims, viewed as (out, in)); no calibration, H is unused.
 
     Returns q (out, in) uint8 indices into codebook (16,) float32, scale (out, G) float32 absmax per block,

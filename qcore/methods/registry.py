@@ -2,11 +2,12 @@
 
 A method is one entry: a pure function
 
-    quantize(W, cfg, *, H=None) -> Quantized
+    quantize(W, cfg, *, H=None, progress=None) -> Quantized
 
 from a tensor (two or more dims, viewed as (out, in)) and a frozen config to a quantized tensor. H is the
-(in, in) Hessian proxy 2 X^T X / n of the layer's inputs: gptq requires it, e8p and trellis use it where the model
-has calibration data (BlockLDLQ), the others ignore it.
+(in, in) Hessian proxy 2 X^T X / n of the layer's inputs: gptq requires it; e8p and trellis take it when their config
+says calibrate and the model has calibration data (BlockLDLQ); the others ignore it. progress(done, total, label) hears from long inner loops
+(the trellis's Viterbi); most methods are quick enough not to call it.
 A method that allocates across tensors (mixed) or trains the model (seq's QAT) also declares a whole-model form
 
     quantize_model(job: ModelJob, cfg) -> {name: Quantized, or a tensor kept (or trained) in FP16}
@@ -26,6 +27,7 @@ from typing import Any
 import torch
 
 from ..errors import QcoreError
+from ..progress import Progress
 from .contract import ModelJob
 from .e8p import E8PConfig, quantize_e8p
 from .gptq import GPTQConfig, quantize_gptq
@@ -69,18 +71,24 @@ class Method:
 
     name: str
     summary: str
-    quantize_fn: Callable[..., Quantized]  # (W, cfg, *, H=None) -> Quantized
+    quantize_fn: Callable[..., Quantized]  # (W, cfg, *, H=None, progress=None) -> Quantized
     config_cls: type
     needs_calibration: bool = False  # H is required: the method refuses models without calibration data
-    takes_calibration: bool = False  # H is used where the model has calibration data, and optional otherwise
+    takes_calibration: bool = False  # H is optional: used when the config's `calibrate` is on and the model has data
     quantize_model_fn: Callable[[ModelJob, Any], dict] | None = None  # the optional whole-model form
     kind: str = "scalar"  # "scalar": each weight on its own grid; "vector": lattice or trellis codes over many weights
     # Whether a config is plain min-max RTN, whose error the uniform-noise model predicts per layer.
     minmax: Callable[[Any], bool] = never
 
-    def quantize(self, W: torch.Tensor, cfg, *, H: torch.Tensor | None = None) -> Quantized:
+    def quantize(
+        self, W: torch.Tensor, cfg, *, H: torch.Tensor | None = None, progress: Progress | None = None
+    ) -> Quantized:
         """The method on one tensor, stamped with its name and config."""
-        return self.quantize_fn(W, cfg, H=H).stamped(self.name, config_dict(cfg))
+        return self.quantize_fn(W, cfg, H=H, progress=progress).stamped(self.name, config_dict(cfg))
+
+    def uses_hessian(self, cfg) -> bool:
+        """Whether a run with this config computes each layer's Hessian (where the model has calibration data)."""
+        return self.needs_calibration or (self.takes_calibration and cfg.calibrate)
 
     def quantize_model(self, job: ModelJob, cfg) -> dict[str, Quantized | torch.Tensor]:
         """The whole-model form, stamped like `quantize`. Only for methods that declare one."""

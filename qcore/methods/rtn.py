@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from ..errors import QcoreError
+from ..progress import Progress
 from .common import check_bits, check_group_size, check_scales, prepare_weights, rotated, with_scale_dtype
 from .quant import CODE_BITS, QuantizedTensor, choose_qparams, quantize_affine, to_groups
 
@@ -93,7 +94,9 @@ def _quantize_rows(W: torch.Tensor, cfg: RTNConfig, scale_dtype) -> tuple[torch.
     return (q if q.shape[1] == n else q[:, :n].contiguous()), scale, zero
 
 
-def quantize_rtn(W: torch.Tensor, cfg: RTNConfig, *, H: torch.Tensor | None = None) -> QuantizedTensor:
+def quantize_rtn(
+    W: torch.Tensor, cfg: RTNConfig, *, H: torch.Tensor | None = None, progress: Progress | None = None
+) -> QuantizedTensor:
     """Round-to-nearest quantization of a weight tensor (two or more dims, viewed as (out, in)). H is unused.
 
     Scales are float16 when every one fits float16's normal range, else float32. An asymmetric zero is an integer

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import QcoreError
+from ..progress import Progress
 from .common import check_bits, check_group_size, prepare_weights, store_scales
 from .quant import QuantizedTensor, to_groups
 
@@ -100,7 +101,9 @@ def _search_rows(Wg: torch.Tensor, cfg: SEQConfig) -> torch.Tensor:
     return torch.cat([search_scale(Wg[r : r + rows], cfg.bits, cfg.refine) for r in range(0, Wg.shape[0], rows)])
 
 
-def quantize_seq(W: torch.Tensor, cfg: SEQConfig, *, H: torch.Tensor | None = None) -> QuantizedTensor:
+def quantize_seq(
+    W: torch.Tensor, cfg: SEQConfig, *, H: torch.Tensor | None = None, progress: Progress | None = None
+) -> QuantizedTensor:
     """SEQ post-training quantization; H is unused. Returns codes (out, in) uint8, scales (out, G) float16 (float32
     when one leaves float16's normal range), zero (1, 1) float16, the half-integer (2**bits - 1) / 2."""
     W2 = prepare_weights(W)  # (out, in)

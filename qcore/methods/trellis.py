@@ -21,7 +21,7 @@ import torch
 
 from ..errors import QcoreError
 from ..progress import Progress
-from .coded import CodedTensor, block_ldlq, code_with_scales, pad_columns, start_scales, trellis_coder
+from .coded import CodedTensor, block_ldlq, code_with_scales, pad_columns, refit_scales, start_scales, trellis_coder
 from .common import prepare_weights, rotated, rotated_hessian, store_scales
 from .e8p import pad_hessian
 from .trellis_code import MAX_L, MIN_L
@@ -38,6 +38,10 @@ class TrellisConfig:
     )
     rotate: bool = field(
         default=True, metadata={"help": "incoherence: randomized Hadamard rotation first (QTIP); m + n sign bits"}
+    )
+    calibrate: bool = field(
+        default=False,
+        metadata={"help": "where the model has calibration data, BlockLDLQ feedback from each layer's Hessian"},
     )
     damp: float = field(default=0.1, metadata={"help": "calibrated: added to H's diagonal, a fraction of its mean"})
 
@@ -70,12 +74,13 @@ def quantize_trellis(
     Wp = pad_columns(W2, T)  # (out, n_pad)
     scale = start_scales(Wp.reshape(out, 1, -1), 1.0)  # (out, 1): the code has unit variance
     coder = trellis_coder(cfg.L, K, T, progress)
-    if H is None:
+    if H is None or not cfg.calibrate:  # without calibration (or data for it): code each block on its own
         codes, start, scale = code_with_scales(Wp, 1, coder, scale, T)
     else:
         Hp = pad_hessian(rotated_hessian(H, rotation, n), Wp.shape[1])  # (n_pad, n_pad)
-        scale = store_scales(scale, allow_zero=True).float()  # fixed before the feedback loop
-        codes, start = block_ldlq(Wp, Hp, coder, scale, T, cfg.damp)
+        scale = store_scales(scale, allow_zero=True).float()  # fixed during the feedback loop
+        codes, start, x_hat = block_ldlq(Wp, Hp, coder, scale, T, cfg.damp)
+        scale = refit_scales(Wp, x_hat, Hp, scale)  # then refit for the layer error these codes leave
     return CodedTensor(
         codes, store_scales(scale, allow_zero=True), "trellis", K, 1, 0, tuple(W.shape), start=start,
         start_bits=cfg.L - K, params=(cfg.L, K, T), rotation=rotation,

@@ -107,7 +107,7 @@ class DemoConfig:
     sym: bool = False
 
 
-def quantize_demo(W, cfg: DemoConfig, *, H=None):
+def quantize_demo(W, cfg: DemoConfig, *, H=None, progress=None):
     return quantize_rtn(W, RTNConfig(bits=cfg.bits, sym=cfg.sym))
 
 
