@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ..progress import Progress
+from .common import store_scales
 from .e8p_codebook import e8p_decode, e8p_nearest
 from .gptq import inverse_cholesky, prepare_hessian
 from .quant import Quantized
@@ -162,6 +163,21 @@ def refit_scales(W: torch.Tensor, x_hat: torch.Tensor, H: torch.Tensor, scale: t
     num, den = ((W @ H) * x_hat).sum(1), ((x_hat @ H) * x_hat).sum(1)  # (out,)
     fitted = torch.where((den > 0) & (scale[:, 0] > 0), num / den.clamp(min=1e-30), scale[:, 0])
     return fitted.unsqueeze(1)  # (out, 1)
+
+
+LDLQ_PASSES = 3  # BlockLDLQ runs, each with the scales refit after the one before (measured: 1 -> 3 passes lowers
+# charlm's e8p KL 0.022 -> 0.016 and digits-large's logit MSE 0.37 -> 0.27)
+
+
+def calibrated_codes(W: torch.Tensor, H: torch.Tensor, coder: Coder, scale: torch.Tensor, block: int, damp: float):
+    """BlockLDLQ with per-row scales that fit it: code with the start scales, refit them for the layer error those
+    codes leave, and code again, LDLQ_PASSES times. W (out, n_pad), H (n_pad, n_pad), scale (out, 1).
+    Returns codes, start (or None) and the scales (out, 1) float32 the last codes were taken with, refit once more."""
+    for _ in range(LDLQ_PASSES):
+        scale = store_scales(scale, allow_zero=True).float()  # fixed during a pass
+        codes, start, x_hat = block_ldlq(W, H, coder, scale, block, damp)
+        scale = refit_scales(W, x_hat, H, scale)
+    return codes, start, scale
 
 
 # BlockLDLQ (Tseng et al. 2024, QuIP# section 4.3): GPTQ's column-by-column feedback (Frantar et al. 2022) with a

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import QcoreError
 from ..progress import Progress
-from .coded import CodedTensor, block_ldlq, code_with_scales, e8p_coder, pad_columns, refit_scales, start_scales
+from .coded import CodedTensor, calibrated_codes, code_with_scales, e8p_coder, pad_columns, start_scales
 from .common import check_group_size, prepare_weights, rotated, rotated_hessian, store_scales
 
 GAUSSIAN_SCALE = (
@@ -26,7 +26,9 @@ BLOCK = 8
 
 @dataclass(frozen=True)
 class E8PConfig:
-    group_size: int = field(default=0, metadata={"help": "weights per scale, a multiple of 8; 0 = one per row"})
+    group_size: int = field(
+        default=0, metadata={"help": "weights per scale, a multiple of 8; 0 = one per row (always, when calibrated)"}
+    )
     rotate: bool = field(
         default=True, metadata={"help": "incoherence: randomized Hadamard rotation first (QuIP#); m + n sign bits"}
     )
@@ -54,18 +56,16 @@ def quantize_e8p(
     """
     W2, rotation = rotated(prepare_weights(W), cfg.rotate)  # (out, in)
     out, n = W2.shape
-    g = cfg.group_size if 0 < cfg.group_size < n else 0
+    calibrated = H is not None and cfg.calibrate
+    g = cfg.group_size if 0 < cfg.group_size < n and not calibrated else 0  # feedback keeps one scale per row
     Wp = pad_columns(W2, g or BLOCK)  # (out, n_pad)
     groups = Wp.shape[1] // g if g else 1
     scale = start_scales(Wp.reshape(out, groups, -1), GAUSSIAN_SCALE)  # (out, G)
-    if H is None or not cfg.calibrate:  # without calibration (or data for it): code each block on its own
+    if not calibrated:  # code each block on its own
         codes, _, scale = code_with_scales(Wp, groups, e8p_coder, scale, BLOCK)
     else:
         Hp = pad_hessian(rotated_hessian(H, rotation, n), Wp.shape[1])  # (n_pad, n_pad)
-        scale = store_scales(scale, allow_zero=True).float()  # fixed during the feedback loop
-        codes, _, x_hat = block_ldlq(Wp, Hp, e8p_coder, scale, BLOCK, cfg.damp)
-        if groups == 1:  # then refit for the layer error these codes leave
-            scale = refit_scales(Wp, x_hat, Hp, scale)
+        codes, _, scale = calibrated_codes(Wp, Hp, e8p_coder, scale, BLOCK, cfg.damp)
     return CodedTensor(
         codes, store_scales(scale, allow_zero=True), "e8p", 16, BLOCK, g, tuple(W.shape), rotation=rotation
     )

@@ -21,7 +21,7 @@ import torch
 
 from ..errors import QcoreError
 from ..progress import Progress
-from .coded import CodedTensor, block_ldlq, code_with_scales, pad_columns, refit_scales, start_scales, trellis_coder
+from .coded import CodedTensor, calibrated_codes, code_with_scales, pad_columns, start_scales, trellis_coder
 from .common import prepare_weights, rotated, rotated_hessian, store_scales
 from .e8p import pad_hessian
 from .trellis_code import MAX_L, MIN_L
@@ -78,9 +78,7 @@ def quantize_trellis(
         codes, start, scale = code_with_scales(Wp, 1, coder, scale, T)
     else:
         Hp = pad_hessian(rotated_hessian(H, rotation, n), Wp.shape[1])  # (n_pad, n_pad)
-        scale = store_scales(scale, allow_zero=True).float()  # fixed during the feedback loop
-        codes, start, x_hat = block_ldlq(Wp, Hp, coder, scale, T, cfg.damp)
-        scale = refit_scales(Wp, x_hat, Hp, scale)  # then refit for the layer error these codes leave
+        codes, start, scale = calibrated_codes(Wp, Hp, coder, scale, T, cfg.damp)
     return CodedTensor(
         codes, store_scales(scale, allow_zero=True), "trellis", K, 1, 0, tuple(W.shape), start=start,
         start_bits=cfg.L - K, params=(cfg.L, K, T), rotation=rotation,
