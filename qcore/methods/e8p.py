@@ -16,7 +16,16 @@ import torch
 from ..errors import QcoreError
 from ..progress import Progress
 from .coded import CodedTensor, calibrated_codes, code_with_scales, e8p_coder, pad_columns, start_scales
-from .common import check_group_size, prepare_weights, rotated, rotated_hessian, store_scales
+from .common import (
+    calibrate_option,
+    check_group_size,
+    damp_option,
+    prepare_weights,
+    rotate_option,
+    rotated,
+    rotated_hessian,
+    store_scales,
+)
 
 GAUSSIAN_SCALE = (
     0.965  # E8P's best scale for unit-variance Gaussian weights (e8p_codebook.gaussian_mse; a test pins it)
@@ -29,14 +38,9 @@ class E8PConfig:
     group_size: int = field(
         default=0, metadata={"help": "weights per scale, a multiple of 8; 0 = one per row (always, when calibrated)"}
     )
-    rotate: bool = field(
-        default=True, metadata={"help": "incoherence: randomized Hadamard rotation first (QuIP#); m + n sign bits"}
-    )
-    calibrate: bool = field(
-        default=False,
-        metadata={"help": "where the model has calibration data, BlockLDLQ feedback from each layer's Hessian"},
-    )
-    damp: float = field(default=0.1, metadata={"help": "calibrated: added to H's diagonal, a fraction of its mean"})
+    rotate: bool = rotate_option(True)
+    calibrate: bool = calibrate_option()
+    damp: float = damp_option(0.1)
 
     def __post_init__(self):
         check_group_size(self.group_size)

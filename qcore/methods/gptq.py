@@ -22,7 +22,9 @@ from .common import (
     check_bits,
     check_group_size,
     check_scales,
+    damp_option,
     prepare_weights,
+    rotate_option,
     rotated,
     rotated_hessian,
     round_,
@@ -47,14 +49,9 @@ class GPTQConfig:
     act_order: bool = field(
         default=True, metadata={"help": "quantize columns in order of decreasing Hessian diagonal (static groups)"}
     )
-    damp: float = field(default=0.1, metadata={"help": "added to H's diagonal, as a fraction of its mean"})
+    damp: float = damp_option(0.1)
     block_size: int = field(default=128, metadata={"help": "columns per lazy batch update (speed only)"})
-    rotate: bool = field(
-        default=False,
-        metadata={
-            "help": "incoherence: randomized Hadamard rotation of rows and columns first (QuIP#, QuaRot); m + n sign bits stored"
-        },
-    )
+    rotate: bool = rotate_option(False)
 
     def __post_init__(self):
         check_bits(self.bits, CODE_BITS)

@@ -27,6 +27,7 @@ from .common import (
     check_group_size,
     check_scales,
     prepare_weights,
+    rotate_option,
     rotated,
     round_,
     with_scale_dtype,
@@ -51,12 +52,7 @@ class HQQConfig:
     beta: float = field(default=10.0, metadata={"help": "initial weight of the splitting penalty"})
     kappa: float = field(default=1.01, metadata={"help": "beta grows by this factor each iteration"})
     optimize_scale: bool = field(default=False, metadata={"help": "refit the scale with the zero (least squares)"})
-    rotate: bool = field(
-        default=False,
-        metadata={
-            "help": "incoherence: randomized Hadamard rotation of rows and columns first (QuIP#, QuaRot); m + n sign bits stored"
-        },
-    )
+    rotate: bool = rotate_option(False)
 
     def __post_init__(self):
         check_bits(self.bits, CODE_BITS)

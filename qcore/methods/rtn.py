@@ -8,7 +8,15 @@ import torch
 
 from ..errors import QcoreError
 from ..progress import Progress
-from .common import check_bits, check_group_size, check_scales, prepare_weights, rotated, with_scale_dtype
+from .common import (
+    check_bits,
+    check_group_size,
+    check_scales,
+    prepare_weights,
+    rotate_option,
+    rotated,
+    with_scale_dtype,
+)
 from .quant import CODE_BITS, QuantizedTensor, choose_qparams, quantize_affine, to_groups
 
 BLOCK_ELEMS = 1 << 16  # weights per block: small enough that a block's temporaries stay in cache
@@ -25,12 +33,7 @@ class RTNConfig:
         metadata={"help": "symmetric: zero fixed at 2**(bits-1), all 2**bits levels (Q4_0-style), instead of min-max"},
     )
     clip: bool = field(default=False, metadata={"help": "search the range shrink that minimises each group's MSE"})
-    rotate: bool = field(
-        default=False,
-        metadata={
-            "help": "incoherence: randomized Hadamard rotation of rows and columns first (QuIP#, QuaRot); m + n sign bits stored"
-        },
-    )
+    rotate: bool = rotate_option(False)
 
     def __post_init__(self):
         check_bits(self.bits, CODE_BITS)

@@ -22,7 +22,15 @@ import torch
 from ..errors import QcoreError
 from ..progress import Progress
 from .coded import CodedTensor, calibrated_codes, code_with_scales, pad_columns, start_scales, trellis_coder
-from .common import prepare_weights, rotated, rotated_hessian, store_scales
+from .common import (
+    calibrate_option,
+    damp_option,
+    prepare_weights,
+    rotate_option,
+    rotated,
+    rotated_hessian,
+    store_scales,
+)
 from .e8p import pad_hessian
 from .trellis_code import MAX_L, MIN_L
 
@@ -36,14 +44,9 @@ class TrellisConfig:
     L: int = field(
         default=10, metadata={"help": "trellis state bits (more: lower error, slower)", "choices": STATE_BITS}
     )
-    rotate: bool = field(
-        default=True, metadata={"help": "incoherence: randomized Hadamard rotation first (QTIP); m + n sign bits"}
-    )
-    calibrate: bool = field(
-        default=False,
-        metadata={"help": "where the model has calibration data, BlockLDLQ feedback from each layer's Hessian"},
-    )
-    damp: float = field(default=0.1, metadata={"help": "calibrated: added to H's diagonal, a fraction of its mean"})
+    rotate: bool = rotate_option(True)
+    calibrate: bool = calibrate_option()
+    damp: float = damp_option(0.1)
 
     def __post_init__(self):
         if self.L not in range(MIN_L, MAX_L + 1) or self.L <= K:
