@@ -21,8 +21,11 @@ def group_levels(qt: QuantizedTensor, row: int, group: int = 0) -> torch.Tensor:
 
 
 def group_weights(W: torch.Tensor, qt: QuantizedTensor, row: int, group: int = 0) -> torch.Tensor:
-    """The original weights of that group (float32, 1-D)."""
-    W2 = as_matrix(W)  # (out, in)
+    """The weights of that group as the codes saw them (float32, 1-D): the original ones, or for a rotated tensor
+    the rotated ones, in the basis its levels live in."""
+    W2 = as_matrix(W).float()  # (out, in)
+    if qt.rotation is not None:
+        W2 = qt.rotation.apply(W2.contiguous())  # (out, in) in the incoherent basis
     g = effective_group(W2.shape[1], qt.group_size)
     return W2[row, group * g : (group + 1) * g].float()
 

@@ -141,3 +141,12 @@ def test_group_levels_are_the_values_codes_dequantize_to():
     assert torch.equal(got, levels[qt.q[3, 16:32].long()])
     assert level_usage(qt, 3, 1).sum() == 16
     assert torch.equal(group_weights(W, qt, 3, 1), W[3, 16:32])
+
+
+def test_the_levels_of_a_rotated_layer_are_drawn_over_the_rotated_weights():
+    W = torch.randn(16, 64, generator=torch.Generator().manual_seed(0))
+    qt = get_method("rtn").quantize(W, get_method("rtn").make_config(bits=3, group_size=32, rotate=True))
+    rotated = qt.rotation.apply(W)
+    assert torch.equal(group_weights(W, qt, 2, 1), rotated[2, 32:64])
+    levels = group_levels(qt, 2, 1)
+    assert float((group_weights(W, qt, 2, 1)[:, None] - levels).abs().min(1).values.max()) <= float(qt.scale[2, 1].abs())
