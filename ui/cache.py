@@ -52,7 +52,7 @@ class ScalingRun:
 
 CALLS: Counter[str] = Counter()  # how often each computation really ran (cache misses); tests read it
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qlab-work")
-SENSITIVITY_BITS = (2, 3, 4, 8)
+SENSITIVITY_BITS = (2, 3, 4, 8)  # rtn's widths in the heatmap; then e8p, 2 bits past the scalar limit
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -64,18 +64,20 @@ def quantize(spec: RunSpec, _model: Model | None = None, _progress=None) -> RunR
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def sensitivity(job: SensitivityRun, _model: Model | None = None, _progress=None) -> list[dict]:
-    """rtn at each of SENSITIVITY_BITS: per layer, the SQNR and cosine (records are counted, not kept)."""
+    """rtn at each of SENSITIVITY_BITS, then e8p: per layer, the SQNR and cosine (records are counted, not kept).
+    Each row says its column: "rtn <bits>" or "e8p"."""
     CALLS["sensitivity"] += 1
+    runs = [(f"rtn {b}", RunSpec.make(job.ref, "rtn", {"bits": b, "group_size": job.group_size}, job.policy))
+            for b in SENSITIVITY_BITS] + [("e8p", RunSpec.make(job.ref, "e8p", {}, job.policy))]  # fmt: skip
     out = []
-    for i, bits in enumerate(SENSITIVITY_BITS):
+    for i, (column, spec) in enumerate(runs):
 
-        def step(done: int, total: int, what: str, i: int = i, bits: int = bits) -> None:
+        def step(done: int, total: int, what: str, i: int = i, column: str = column) -> None:
             if _progress:
-                _progress(i * total + done, len(SENSITIVITY_BITS) * total, f"{bits}-bit · {what}")
+                _progress(i * total + done, len(runs) * total, f"{column} · {what}")
 
-        spec = RunSpec.make(job.ref, "rtn", {"bits": bits, "group_size": job.group_size}, job.policy)
         rec = run_spec(spec, model=_model, progress=step, keep=False).record
-        out += [{"bits": bits, **{k: la[k] for k in ("name", "sqnr_db", "weight_cosine")}} for la in rec["layers"]]
+        out += [{"column": column, **{k: la[k] for k in ("name", "sqnr_db", "weight_cosine")}} for la in rec["layers"]]
     return out
 
 

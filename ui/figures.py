@@ -240,16 +240,22 @@ def add_limits(fig: go.Figure, xs: list[float]) -> go.Figure:
     return fig
 
 
+def column_label(column: str) -> str:
+    """'rtn 4' -> '4-bit'; 'e8p' -> the vector column's label."""
+    method, _, bits = column.partition(" ")
+    return t("fig_bits", b=bits) if bits else t("fig_sens_e8p")
+
+
 def sensitivity(rows: list[dict], metric: str) -> go.Figure:
-    """Per-layer sensitivity: layers down, bit widths across, SQNR (dB) or weight cosine in each cell."""
-    bits = sorted({r["bits"] for r in rows})
+    """Per-layer sensitivity: layers down, rtn's widths then e8p across, SQNR (dB) or weight cosine in each cell."""
+    columns = list(dict.fromkeys(r["column"] for r in rows))
     names = list(dict.fromkeys(r["name"] for r in rows))
-    cell = {(r["name"], r["bits"]): r[metric] for r in rows}
-    z = [[cell.get((n, b)) for b in bits] for n in names]
+    cell = {(r["name"], r["column"]): r[metric] for r in rows}
+    z = [[cell.get((n, c)) for c in columns] for n in names]
     text = [[("n/a" if v is None else f"{v:.2f}" if metric == "sqnr_db" else f"{v:.4f}") for v in row] for row in z]
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=[t("fig_bits", b=b) for b in bits], y=names, text=text, texttemplate="%{text}",
+            z=z, x=[column_label(c) for c in columns], y=names, text=text, texttemplate="%{text}",
             colorscale="RdYlGn", colorbar={"title": {"text": t(f"fig_sens_{metric}")}},
             hovertemplate="%{y} · %{x}: %{text}<extra></extra>", xgap=2, ygap=1,
         )

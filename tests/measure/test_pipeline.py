@@ -149,4 +149,6 @@ def test_the_levels_of_a_rotated_layer_are_drawn_over_the_rotated_weights():
     rotated = qt.rotation.apply(W)
     assert torch.equal(group_weights(W, qt, 2, 1), rotated[2, 32:64])
     levels = group_levels(qt, 2, 1)
-    assert float((group_weights(W, qt, 2, 1)[:, None] - levels).abs().min(1).values.max()) <= float(qt.scale[2, 1].abs())
+    assert float((group_weights(W, qt, 2, 1)[:, None] - levels).abs().min(1).values.max()) <= float(
+        qt.scale[2, 1].abs()
+    )

@@ -652,7 +652,7 @@ def test_a_method_that_needs_calibration_is_refused_for_weights_without_code(tmp
     assert not at.button(key="q_run").disabled and not at.warning
 
 
-def test_sensitivity_heatmap_is_rtn_at_each_width(tmp_path):
+def test_sensitivity_heatmap_is_rtn_at_each_width_then_e8p(tmp_path):
     from qcore.formats.readers import read_weights
 
     path = weights(tmp_path)
@@ -665,9 +665,12 @@ def test_sensitivity_heatmap_is_rtn_at_each_width(tmp_path):
         rec = qcore.run(model, "rtn", {"bits": bits, "group_size": 128}).record
         assert [row[j] for row in heat["z"]] == [la["sqnr_db"] for la in rec["layers"]]
     assert heat["y"] == [la["name"] for la in rec["layers"]]
+    assert heat["x"] == ["2-bit", "3-bit", "4-bit", "8-bit", "2-bit vector (e8p)"]
+    e8p = qcore.run(model, "e8p").record
+    assert [row[-1] for row in heat["z"]] == [la["sqnr_db"] for la in e8p["layers"]]
     at.button_group(key="q_sens_metric").set_value("weight_cosine").run(timeout=TIMEOUT)
     heat = chart_json(at, "q_sens_chart")["data"][0]
-    assert [row[-1] for row in heat["z"]] == [la["weight_cosine"] for la in rec["layers"]]
+    assert [row[-2] for row in heat["z"]] == [la["weight_cosine"] for la in rec["layers"]]
 
 
 def test_a_server_folder_file_runs_like_the_cli(tmp_path, monkeypatch):
