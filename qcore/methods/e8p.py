@@ -2,9 +2,9 @@
 
 Tseng, Chee, Sun, Kuleshov, De Sa, "QuIP#", ICML 2024 (arXiv:2402.04396). The rotated weights are close to i.i.d.
 Gaussian; each row (or group) is scaled by its RMS times E8P's best Gaussian scale, every 8 weights take the nearest
-lattice point (e8p_codebook.py), and the scale is then refit by least squares. With a layer Hessian H the blocks are
-coded in order with BlockLDLQ feedback (coded.py). A CodedTensor: 16 bits per 8 weights plus one float16 scale per
-row (or group), the m + n rotation signs, and a row padded to a multiple of 8.
+lattice point (e8p_codebook.py), and the scale is then refit by least squares. With calibrate and a layer Hessian H
+the blocks are coded in order with BlockLDLQ feedback (coded.py). A CodedTensor: 16 bits per 8 weights plus one
+float16 scale per row (or group), the m + n rotation signs, and a row padded to a multiple of 8.
 """
 
 from __future__ import annotations

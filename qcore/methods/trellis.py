@@ -3,9 +3,9 @@
 Tseng, Sun, Hou, De Sa, "QTIP", NeurIPS 2024 (arXiv:2406.11235). Each row of the rotated weights is cut into
 sequences of T weights, scaled to unit variance (its RMS), and coded by Viterbi on the bitshift trellis of L state
 bits with QTIP's computed Gaussian code (trellis_code.py): k = 2 bits per weight plus L - k start bits per sequence.
-The row's scale is then refit by least squares. With a layer Hessian H the sequences are coded column block by
-column block with BlockLDLQ feedback (coded.py). A CodedTensor: k bits per weight, the starts, one float16 scale per
-row (or group), and the m + n rotation signs.
+The row's scale is then refit by least squares. With calibrate and a layer Hessian H the sequences are coded column
+block by column block with BlockLDLQ feedback (coded.py). A CodedTensor: k bits per weight, the starts, one float16
+scale per row, and the m + n rotation signs.
 
 Sequence length: T is the largest divisor of the row length from 64 to 512 (a row of 384 is one sequence of 384,
 a row of 4096 eight of 512), so rows need no padding and calibrated feedback crosses the blocks of long rows; a row
