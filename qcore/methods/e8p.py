@@ -35,9 +35,7 @@ BLOCK = 8
 
 @dataclass(frozen=True)
 class E8PConfig:
-    group_size: int = field(
-        default=0, metadata={"help": "weights per scale, a multiple of 8; 0 = one per row (always, when calibrated)"}
-    )
+    group_size: int = field(default=0, metadata={"help": "weights per scale, a multiple of 8; 0 = one per row"})
     rotate: bool = rotate_option(True)
     calibrate: bool = calibrate_option()
     damp: float = damp_option(0.1)
@@ -61,7 +59,7 @@ def quantize_e8p(
     W2, rotation = rotated(prepare_weights(W), cfg.rotate)  # (out, in)
     out, n = W2.shape
     calibrated = H is not None and cfg.calibrate
-    g = cfg.group_size if 0 < cfg.group_size < n and not calibrated else 0  # feedback keeps one scale per row
+    g = cfg.group_size if 0 < cfg.group_size < n else 0
     Wp = pad_columns(W2, g or BLOCK)  # (out, n_pad)
     groups = Wp.shape[1] // g if g else 1
     scale = start_scales(Wp.reshape(out, groups, -1), GAUSSIAN_SCALE)  # (out, G)

@@ -5,9 +5,18 @@ import pytest
 import torch
 
 from qcore import dequantize, get_method, load, save
-from qcore.methods.coded import CodedTensor
+from qcore.methods.coded import (
+    CodedTensor,
+    block_ldlq,
+    calibrated_codes,
+    e8p_coder,
+    layer_errors,
+    refit_scales,
+    start_scales,
+)
+from qcore.methods.common import store_scales
 from qcore.methods.e8p import GAUSSIAN_SCALE
-from qcore.methods.e8p_codebook import gaussian_mse
+from qcore.methods.e8p_codebook import e8p_decode, gaussian_mse
 from qcore.methods.trellis import sequence_length
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -91,3 +100,51 @@ def test_block_ldlq_lowers_the_layer_objective(method, options):
     objective = lambda W_hat: float(((W - W_hat) @ X.T).square().sum())  # noqa: E731
     plain, fed = quantize(method, W, H=H, **options), quantize(method, W, H=H, calibrate=True, **options)
     assert objective(dequantize(fed)) < 0.85 * objective(dequantize(plain))  # measured: e8p 0.52x, trellis 0.75x
+
+
+def test_group_scales_refit_solves_each_rows_normal_equations():
+    """refit_scales against a plain per-row least squares over the layer error, groups coupled through H."""
+    gen = torch.Generator().manual_seed(11)
+    out, n, G = 5, 48, 3
+    W, x_hat = torch.randn(out, n, generator=gen), torch.randn(out, n, generator=gen)
+    X = torch.randn(200, n, generator=gen)
+    H = 2 * X.T @ X / X.shape[0]
+    x_hat[1, 16:32] = 0.0  # a dead group keeps its old scale
+    old = torch.rand(out, G, generator=gen) + 0.5
+    old[3, 2] = 0.0  # so does an all-zero one
+    fitted = refit_scales(W, x_hat, H, old)
+    for r in range(out):
+        live = [g for g in range(G) if x_hat[r, 16 * g : 16 * g + 16].abs().sum() > 0 and old[r, g] > 0]
+        B = torch.zeros(len(live), n, dtype=torch.float64)  # row i: group live[i]'s part of x_hat
+        for i, g in enumerate(live):
+            B[i, 16 * g : 16 * g + 16] = x_hat[r, 16 * g : 16 * g + 16].double()
+        Xd = X.double() * (2 / X.shape[0]) ** 0.5  # H = Xd^T Xd
+        s = torch.linalg.lstsq((B @ Xd.T).T, (W[r].double() @ Xd.T).unsqueeze(1)).solution[:, 0]
+        expect = old[r].clone()
+        expect[live] = s.float()
+        torch.testing.assert_close(fitted[r], expect, rtol=1e-4, atol=1e-6)
+
+
+def test_calibrated_passes_never_leave_a_row_worse_than_the_first():
+    """Each row keeps the BlockLDLQ pass with its lowest layer error, so no row loses to pass one."""
+    W, gen = gaussian(32, 256, seed=8), torch.Generator().manual_seed(9)
+    X = torch.randn(1024, 256, generator=gen) @ (torch.randn(256, 256, generator=gen) / 8 + torch.eye(256))
+    H = 2 * X.T @ X / X.shape[0]
+    scale = start_scales(W.reshape(32, 4, 64), GAUSSIAN_SCALE)  # (32, 4): groups of 64
+    first = store_scales(scale, allow_zero=True).float()
+    _, _, x1 = block_ldlq(W, H, e8p_coder, first, 8, 0.1)
+    one = layer_errors(W, x1, store_scales(refit_scales(W, x1, H, first), allow_zero=True).float(), H)
+    codes, _, s = calibrated_codes(W, H, e8p_coder, scale, 8, 0.1)
+    x_hat = e8p_decode(codes).reshape(32, 256)
+    best = layer_errors(W, x_hat, s, H)
+    assert bool((best <= one * (1 + 1e-9)).all())
+    assert float(best.sum()) < float(one.sum())
+
+
+def test_calibrated_e8p_takes_group_scales():
+    W, gen = gaussian(16, 256, seed=10), torch.Generator().manual_seed(12)
+    X = torch.randn(512, 256, generator=gen)
+    H = 2 * X.T @ X / X.shape[0]
+    q = quantize("e8p", W, H=H, calibrate=True, group_size=64)
+    assert q.scale.shape == (16, 4) and q.group_size == 64
+    assert distortion(W, dequantize(q)) < SCALAR_LIMIT_D
