@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas  # noqa: F401  pyarrow imports it on first use; load it with the module, not inside a run
 import pyarrow as pa
@@ -21,6 +22,8 @@ import torch
 
 from ..errors import QcoreError
 from ..methods.quant import MixedTensor, QuantizedTensor
+from .artifact_check import check_metadata, decoded_bytes
+from .budget import check_budget
 from .table import FILE_METADATA, FORMAT_VERSION, SCHEMA, SIDE, STRING_COLUMNS, encode_rows, from_table
 
 CODECS = ("none", "zstd")
@@ -191,15 +194,27 @@ def save(path: str | Path | None, entries: dict[str, QuantizedTensor | torch.Ten
     return w.stats, w.data
 
 
-def load(source: str | Path | bytes) -> dict[str, QuantizedTensor | torch.Tensor]:
-    """Read an artifact from a path or bytes."""
+def load(source: str | Path | bytes | BinaryIO, label: str | None = None) -> dict[str, QuantizedTensor | torch.Tensor]:
+    """Read an artifact from a path, an open binary file or bytes; `label` names it in messages.
+
+    Nothing is decoded before the checks pass: the format, the packing and the bytes the file decodes to (against
+    the memory budget) from its metadata and describing columns, then every row (artifact_check.py).
+    """
+    where = f"{label}: " if label else ""
     try:
         pf = pq.ParquetFile(io.BytesIO(source) if isinstance(source, bytes) else source)
-        table = pf.read()
+        head = pf.read(columns=check_metadata(pf, label, FORMAT_VERSION, SCHEMA.names)).to_pylist()
+        need = decoded_bytes(head)
     except (OSError, pa.ArrowException) as e:
-        raise QcoreError(f"cannot read the artifact as Parquet: {e}") from None
-    kv = pf.metadata.metadata or {}
-    version = kv.get(b"qcore.format_version", b"").decode()
-    if version != FORMAT_VERSION:
-        raise QcoreError(f"not a qcore artifact of format {FORMAT_VERSION} (found format '{version or 'none'}')")
-    return from_table(table)
+        raise QcoreError(f"{where}cannot read the artifact as Parquet: {e}") from None
+    except QcoreError as e:
+        raise QcoreError(e.args[0] if str(e).startswith(where) else f"{where}{e}") from None
+    check_budget(label or "artifact", need, "its tensors, decoded")
+    try:
+        return from_table(pf.read())
+    except (OSError, pa.ArrowException) as e:
+        raise QcoreError(f"{where}cannot read the artifact as Parquet: {e}") from None
+    except QcoreError as e:
+        raise QcoreError(f"{where}{e}") from None
+    except (ValueError, TypeError, IndexError, KeyError, RuntimeError, ZeroDivisionError, OverflowError) as e:
+        raise QcoreError(f"{where}a malformed entry the checks did not catch ({type(e).__name__})") from None

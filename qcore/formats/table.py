@@ -54,6 +54,7 @@ from ..errors import QcoreError
 from ..methods.coded import SCHEMES, CodedTensor
 from ..methods.quant import MixedTensor, QuantizedTensor, num_groups
 from ..methods.rotation import Rotation
+from .artifact_check import check_row
 from .packing import BIT_ORDER, pack_codes, packed_nbytes, unpack_codes
 
 FORMAT_VERSION = "1"
@@ -245,6 +246,7 @@ def from_table(table: pa.Table) -> dict[str, QuantizedTensor | torch.Tensor]:
         raise QcoreError(f"not a qcore artifact: columns {', '.join(sorted(missing))} are missing")
     chunks: dict[str, list[dict]] = {}
     for row in table.to_pylist():
+        check_row(row)
         chunks.setdefault(row["name"], []).append(row)
     nested = {k.removesuffix(NESTED_SCALE): _decode(k, v, None) for k, v in chunks.items() if k.endswith(NESTED_SCALE)}
     rotations = {k.removesuffix(ROTATION): _decode_rotation(k, v[0]) for k, v in chunks.items() if k.endswith(ROTATION)}
