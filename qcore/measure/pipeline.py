@@ -136,6 +136,8 @@ def run(
     """
     m = get_method(method)
     cfg = m.make_config(**(options or {}))
+    if model.params == 0:  # every ratio of the record divides by the weights (a model of empty tensors has none)
+        raise QcoreError(f"{model.name}: no tensor with any elements to quantize (every tensor is empty)")
     clock = Clock()
     measure = Measure(model, keep_approx=model.forward is not None or model.task is not None, minmax=m.minmax(cfg))
     quantized: dict[str, Item] = {}
