@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
@@ -49,7 +50,13 @@ class Model:
 
     def role(self, name: str) -> str:
         """'head', 'embedding', or '' for every other tensor."""
-        return "head" if name in self.head else "embedding" if name in self.embeddings else ""
+        return self._roles.get(name, "")
+
+    @cached_property
+    def _roles(self) -> dict[str, str]:
+        """{name: role} of the named tensors: one lookup per tensor, where scanning the tuples made a pass over a
+        model with thousands of embedding-like names quadratic."""
+        return {**dict.fromkeys(self.embeddings, "embedding"), **dict.fromkeys(self.head, "head")}
 
     @property
     def can_run(self) -> bool:
