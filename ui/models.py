@@ -5,18 +5,15 @@ and sha256, or a server file's relative path with its size and mtime. Same key, 
 caches may be process-wide. The Model objects themselves
 (which may read lazily from a file) live only in the session's own state, never in a shared cache.
 
-Uploads are written to a per-session temp folder (tempfile.mkdtemp, remembered in session state). Eager
-formats (.pt, .npz, .parquet) are read at once and their file deleted; a lazy safetensors file stays while
-it is the session's upload and is deleted when the upload changes or is cleared, or with the session.
+Uploads are written under the session's own folder, each in a subfolder of its own under the user's file name
+(ui.uploads, which also removes the folder when the session ends). Eager formats (.pt, .npz, .parquet) are read at
+once and their file deleted; a lazy safetensors file stays while it is the session's upload and is deleted when the
+upload changes or is cleared, or with the session.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-import shutil
-import tempfile
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +26,10 @@ from qcore.format import fmt_bytes
 from qcore.formats.readers import read_safetensors_header, read_weights, server_files, server_path
 from qcore.models.policy import explain, totals
 from ui.i18n import t
+from ui.uploads import remove_upload, upload_path
 
 UPLOAD_TYPES = ["safetensors", "pt", "pth", "bin", "npz", "parquet"]
-UPLOAD_KEY, SERVER_KEY, FOLDER_KEY = "qlab_upload", "qlab_server", "qlab_upload_dir"
+UPLOAD_KEY, SERVER_KEY = "qlab_upload", "qlab_server"
 POLICY_DEFAULTS = {"pol_head": True, "pol_emb": False, "pol_include": "", "pol_exclude": ""}  # = the CLI's
 
 
@@ -51,24 +49,9 @@ class Upload:
         return ModelRef("upload", self.name, self.digest)
 
 
-class Folder:
-    """A session's temp folder; removed when the session's state is dropped (or at exit), best effort."""
-
-    def __init__(self):
-        self.path = Path(tempfile.mkdtemp(prefix="qlab-upload-"))
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
-
-
 def upload_limit() -> int:
     """The upload size limit in bytes: server.maxUploadSize (in MiB) from .streamlit/config.toml."""
     return int(st.get_option("server.maxUploadSize")) * 2**20
-
-
-def session_folder() -> Path:
-    folder = st.session_state.get(FOLDER_KEY)
-    if folder is None or not folder.path.is_dir():
-        folder = st.session_state[FOLDER_KEY] = Folder()
-    return folder.path
 
 
 def read_saved(path: Path, name: str) -> Model:
@@ -93,15 +76,17 @@ def accept_upload(uploaded) -> Upload:
         up.file_id = uploaded.file_id
         return up
     clear_upload()
-    safe = re.sub(r"[^\w.-]", "_", Path(uploaded.name).name)[-120:]
-    path = session_folder() / f"{digest[:16]}-{safe}"
-    with open(path, "wb") as f:
-        f.write(uploaded.getbuffer())
+    path = upload_path(digest, uploaded.name)
+    path.write_bytes(uploaded.getbuffer())
     up = Upload(uploaded.file_id, digest, uploaded.name, path)
     try:
         up.model = read_saved(path, uploaded.name)
     except QcoreError as e:
-        up.error, up.path = str(e), None
+        up.error = str(e)
+    finally:
+        if not path.exists():  # read into memory, or refused: nothing of it stays on disk
+            up.path = None
+            remove_upload(path)
     st.session_state[UPLOAD_KEY] = up
     return up
 
@@ -110,7 +95,7 @@ def clear_upload() -> None:
     """Forget the session's upload and delete its file (best effort)."""
     up = st.session_state.pop(UPLOAD_KEY, None)
     if up is not None and up.path is not None:
-        up.path.unlink(missing_ok=True)
+        remove_upload(up.path)
 
 
 def server_choices() -> list[str]:
@@ -133,7 +118,7 @@ def model_for(ref: ModelRef) -> Model:
         return preset_model(ref.name)
     if ref.kind == "upload":
         up = st.session_state.get(UPLOAD_KEY)
-        if up is None or up.ref != ref or up.model is None:
+        if up is None or up.ref != ref or up.model is None or (up.path is not None and not up.path.is_file()):
             raise QcoreError(f"the uploaded file {ref.name} is no longer open in this session; upload it again")
         return up.model
     held = st.session_state.get(SERVER_KEY)

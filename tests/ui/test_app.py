@@ -5,7 +5,10 @@ Every test starts from app.py, so the shared sidebar is part of what is tested.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -616,8 +619,9 @@ def test_upload_files_are_deleted_when_read_or_replaced(tmp_path):
     np.savez(npz, **{"fc.weight": np.random.default_rng(0).standard_normal((32, 64)).astype(np.float32)})
     at.file_uploader(key="upload").set_value(("w.npz", npz.read_bytes(), "application/octet-stream")).run()
     assert not at.exception and not at.error
-    assert not lazy.exists()  # replaced: the old file is gone
-    assert not at.session_state["qlab_upload"].path.exists()  # eager formats are deleted once read
+    assert not lazy.exists() and not lazy.parent.exists()  # replaced: the old file and its folder are gone
+    assert at.session_state["qlab_upload"].path is None  # eager formats are deleted once read
+    assert not list(at.session_state["qlab_upload_dir"].path.iterdir())  # nothing of them stays on disk
     assert set(summary(at)["Tensor"]) == {"fc.weight"}
     at.file_uploader(key="upload").clear().run()
     assert "qlab_upload" not in at.session_state
@@ -638,6 +642,65 @@ def test_a_hostile_upload_says_what_is_wrong_without_a_traceback(tmp_path):
     np.savez(npz, x=np.array([{"a": 1}], dtype=object))
     at.file_uploader(key="upload").set_value(("pickled.npz", npz.read_bytes(), "application/octet-stream")).run()
     assert not at.exception and "pickle" in at.error[0].value
+
+
+@pytest.mark.parametrize("name", ["my model (v2).safetensors", "权重.pt", "x.npz"])
+def test_an_upload_error_names_the_users_file_and_no_temp_file(tmp_path, name):
+    path = weights(tmp_path)
+    blob = path.read_bytes()[:4000] if name.endswith(".safetensors") else b"PK\x03\x04 not an archive"
+    bad = tmp_path / "bad"
+    bad.write_bytes(blob)
+    at = upload(start(), bad, name=name)
+    message = at.error[0].value
+    assert f"This file cannot be read: {name}: " in message
+    folder = at.session_state["qlab_upload_dir"].path
+    assert folder.name not in message and hashlib.sha256(blob).hexdigest()[:16] not in message
+    assert not list(folder.iterdir())  # nothing left behind
+
+
+def test_a_kept_upload_is_saved_under_the_users_file_name(tmp_path):
+    at = upload(start(), weights(tmp_path), name="../my model.safetensors")
+    saved = at.session_state["qlab_upload"].path
+    assert saved.name == "my_model.safetensors" and saved.parent.parent == at.session_state["qlab_upload_dir"].path
+    assert at.get("subheader")[0].value == "Model: ../my model.safetensors"  # the page still says what was uploaded
+
+
+def test_an_upload_whose_file_was_removed_asks_for_it_again(tmp_path):
+    at = upload(start(), weights(tmp_path))
+    shutil.rmtree(at.session_state["qlab_upload_dir"].path)  # as the janitor does once a session has gone
+    at.run(timeout=TIMEOUT)
+    assert not at.exception
+    assert "no longer open in this session; upload it again" in at.error[0].value
+
+
+def test_the_janitor_removes_the_folders_of_sessions_gone_for_the_grace_period(tmp_path):
+    from ui.uploads import Folder, Janitor
+
+    live = {"a", "b"}
+    janitor = Janitor(lambda sid: sid in live, grace=20)
+    folders = {sid: Folder(tmp_path) for sid in ("a", "b")}
+    for sid, folder in folders.items():
+        janitor.watch(sid, folder)
+    assert janitor.sweep(now=0) == []
+    live.discard("a")  # tab a closed
+    live.discard("b")  # tab b lost its connection ...
+    assert janitor.sweep(now=10) == []  # within the grace period both stay
+    live.add("b")  # ... and b came back
+    assert janitor.sweep(now=30) == [folders["a"].path]
+    assert not folders["a"].path.exists() and folders["b"].path.is_dir()
+    assert janitor.sweep(now=100) == []
+
+
+def test_the_folders_of_dead_server_processes_are_removed(tmp_path):
+    from ui.uploads import PREFIX, remove_dead_folders
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f"{PREFIX}{dead.pid}-abc").mkdir()
+    (tmp_path / f"{PREFIX}{os.getpid()}-abc").mkdir()  # this process: alive
+    (tmp_path / f"{PREFIX}old-style").mkdir()  # no pid: left alone
+    assert remove_dead_folders(tmp_path) == [tmp_path / f"{PREFIX}{dead.pid}-abc"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"{PREFIX}{os.getpid()}-abc", f"{PREFIX}old-style"])
 
 
 def test_a_method_that_needs_calibration_is_refused_for_weights_without_code(tmp_path, monkeypatch):
