@@ -16,7 +16,8 @@ selection()
 st.title(t("r_title"))
 st.caption(t("r_intro"))
 
-with st.container(border=True):
+built = st.session_state.get("r_last") is not None or st.session_state.get("r_run")  # a report, or one on its way
+with st.expander(t("r_inputs")) if built else st.container(border=True):  # once built, the report leads the page
     c1, c2 = st.columns(2)
     presets = c1.multiselect(
         t("s_presets"), list(PRESETS), default=list(PRESETS), key="r_presets", persist_state="session"

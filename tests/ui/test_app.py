@@ -305,8 +305,11 @@ def test_report_is_the_cli_markdown_in_the_chosen_language():
     at = start()
     go(at, "report")
     assert not at.markdown or "Scaling report" not in at.markdown[-1].value  # nothing built yet
+    assert not at.expander  # the inputs are open above the start hint
     at.button(key="r_run").click().run(timeout=TIMEOUT)
     assert not at.exception and not at.error
+    assert not any("Choose presets and methods, then build" in i.value for i in at.info)
+    assert [(e.label, e.proto.expanded) for e in at.expander] == [(catalog("en")["r_inputs"], False)]  # folded
     rows = cache.scaling(at.session_state["r_last"])  # the same cached rows the page rendered
     assert at.markdown[-1].value == render_markdown(rows, "en").rstrip("\n")  # Streamlit trims the last newline
     assert {b.key for b in at.get("download_button")} == {"r_dl_md", "r_dl_csv"}
