@@ -1,14 +1,18 @@
 """The CLI contract: JSON on stdout only, progress on stderr, one-line errors with a non-zero exit."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from qcore import ModelRef, RunSpec
 from qcore.api import runs
 from qcore.cli import build_parser, main, options_of
+from qcore.formats.budget import BUDGET_ENV
 from qcore.methods.registry import METHODS
 from tests.support import nondefault_values
 
@@ -16,8 +20,11 @@ REPORT_INT2_COSINE = {"small": 0.9142, "medium": 0.8713, "large": 0.8357}
 PARAMS = {"small": 10_976, "medium": 172_928, "large": 2_756_096}
 
 
-def qcore(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "qcore", *args], capture_output=True, text=True, timeout=300)
+def qcore(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "qcore", *args], capture_output=True, text=True, timeout=300,
+        env=None if env is None else {**os.environ, **env},
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +130,21 @@ def test_bad_input_exits_2_with_one_line(args, message):
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ("lots", "QCORE_MEMORY_BUDGET='lots' is not a size; give bytes or a size such as 512M or 4G"),
+        ("20K", "m.safetensors: decodes to 32.0 KiB (its largest tensor 'w', read one at a time), over this "
+                "server's 20.0 KiB memory budget (QCORE_MEMORY_BUDGET)"),
+    ],
+)  # fmt: skip
+def test_the_memory_budget_refuses_with_one_line(tmp_path, budget, message):
+    save_file({"w": torch.randn(64, 64)}, tmp_path / "m.safetensors")
+    proc = qcore("run", "--weights", str(tmp_path / "m.safetensors"), "--method", "int8", env={BUDGET_ENV: budget})
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"error: {message}"]
 
 
 def test_every_registry_option_is_a_flag_and_a_specs_line_parses_back():

@@ -8,10 +8,11 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from qcore import QcoreError, dequantize, load, run
-from qcore.formats.readers import read_weights, server_path
+from qcore.formats import budget, safetensors_file
+from qcore.formats.readers import read_server_weights, read_weights, server_path
 from qcore.measure.pipeline import Policy
 
 
@@ -217,3 +218,98 @@ def test_server_folder_is_off_by_default_and_cannot_be_escaped(tmp_path, monkeyp
     for escape in ("../etc/passwd", "/etc/passwd", "sub/../../x"):
         with pytest.raises(QcoreError, match="outside the server's weights folder"):
             server_path(escape)
+
+
+def test_each_header_is_parsed_once_however_many_tensors(tmp_path, monkeypatch):
+    tensors = {f"layers.{i}.weight": torch.randn(2, 3) for i in range(3000)}
+    save_file(tensors, tmp_path / "m.safetensors")
+    calls = []
+    real = safetensors_file.parse_json
+    monkeypatch.setattr(safetensors_file, "parse_json", lambda *a: calls.append(a[2]) or real(*a))
+    model = read_weights(tmp_path / "m.safetensors")
+    for name, W in tensors.items():
+        assert torch.equal(model.tensors[name], W)
+    assert calls == ["header"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64, torch.float32])
+def test_every_float_dtype_decodes_as_the_library_does(tmp_path, dtype):
+    W = (torch.randn(5, 7) * 100).to(dtype)
+    save_file({"w": W, "v": W[0].clone()}, tmp_path / "m.safetensors")
+    model = read_weights(tmp_path / "m.safetensors")
+    reference = load_file(tmp_path / "m.safetensors")
+    for name in ("w", "v"):
+        assert torch.equal(model.tensors[name], reference[name].float())
+
+
+def test_a_file_changed_after_opening_is_refused_not_misread(tmp_path):
+    save_file({"w": torch.randn(4, 4)}, tmp_path / "m.safetensors")
+    model = read_weights(tmp_path / "m.safetensors", name="mine.safetensors")
+    save_file({"w": torch.randn(4, 4), "x": torch.randn(2)}, tmp_path / "m.safetensors")
+    with pytest.raises(QcoreError, match=r"mine\.safetensors: the file changed on disk since it was opened"):
+        model.tensors["w"]
+
+
+def test_server_shards_inside_the_folder_open_through_links_inside_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("QCORE_WEIGHTS_DIR", str(tmp_path))
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "m").mkdir()
+    save_file({"a.weight": torch.randn(4, 8)}, tmp_path / "blobs" / "one")
+    (tmp_path / "m" / "one.safetensors").symlink_to(tmp_path / "blobs" / "one")
+    index = {"weight_map": {"a.weight": "one.safetensors"}}
+    (tmp_path / "m" / "model.safetensors.index.json").write_text(json.dumps(index))
+    for relative in ("m/model.safetensors.index.json", "m"):
+        assert list(read_server_weights(relative).tensors) == ["a.weight"]
+
+
+def test_a_nul_in_a_path_is_refused(tmp_path, monkeypatch):
+    with pytest.raises(QcoreError, match=r"a\\0b\.npz: a file name cannot contain a NUL byte"):
+        read_weights(str(tmp_path / "a\0b.npz"))
+    monkeypatch.setenv("QCORE_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(QcoreError, match="cannot contain a NUL byte"):
+        server_path("x\0.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("123", 123), ("512M", 512 << 20), ("4G", 4 << 30), ("1.5GiB", 3 << 29), (" 2 kb ", 2048), ("1T", 1 << 40)],
+)
+def test_budget_sizes_parse(text, size):
+    assert budget.parse_size(text) == size
+
+
+def test_the_budget_setting_wins_and_a_bad_one_is_refused(monkeypatch):
+    monkeypatch.setenv(budget.BUDGET_ENV, "3G")
+    assert budget.memory_budget() == 3 << 30
+    monkeypatch.setenv(budget.BUDGET_ENV, "lots")
+    with pytest.raises(QcoreError, match="QCORE_MEMORY_BUDGET='lots' is not a size"):
+        budget.memory_budget()
+
+
+def test_the_default_budget_is_available_memory_shared_by_the_sessions(monkeypatch):
+    monkeypatch.delenv(budget.BUDGET_ENV, raising=False)
+    monkeypatch.setattr(budget, "available_memory", lambda: 8 << 30)
+    monkeypatch.delenv(budget.SESSIONS_ENV, raising=False)
+    assert budget.memory_budget() == 2 << 30
+    monkeypatch.setenv(budget.SESSIONS_ENV, "8")
+    assert budget.memory_budget() == 1 << 30
+    monkeypatch.setenv(budget.SESSIONS_ENV, "0")
+    with pytest.raises(QcoreError, match="QCORE_SESSIONS='0' must be a whole number"):
+        budget.memory_budget()
+
+
+def test_available_memory_respects_an_address_space_limit(monkeypatch):
+    mapped = budget._meminfo("VmSize", "/proc/self/status") or 0
+    monkeypatch.setattr(budget.resource, "getrlimit", lambda _: (mapped + (256 << 20), budget.resource.RLIM_INFINITY))
+    assert budget.available_memory() <= 256 << 20
+
+
+def test_over_the_budget_names_the_file_the_size_and_the_setting(tmp_path, monkeypatch):
+    save_file({"w": torch.randn(64, 64)}, tmp_path / "m.safetensors")
+    monkeypatch.setenv(budget.BUDGET_ENV, "20K")  # the header fits, the tensor does not
+    with pytest.raises(QcoreError) as info:
+        read_weights(tmp_path / "m.safetensors", name="mine.safetensors")
+    assert str(info.value) == (
+        "mine.safetensors: decodes to 32.0 KiB (its largest tensor 'w', read one at a time), "
+        "over this server's 20.0 KiB memory budget (QCORE_MEMORY_BUDGET)"
+    )

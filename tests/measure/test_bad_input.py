@@ -176,3 +176,9 @@ def test_bad_regex_in_policy_is_refused(field):
 def test_unknown_codec_is_refused():
     with pytest.raises(QcoreError, match="unknown codec 'gzip'"):
         pipeline.run(Model("m", {"w": weights()}), "rtn", codec="gzip")
+
+
+def test_a_model_whose_tensors_are_all_empty_is_refused():
+    model = Model("hollow", {"a.weight": torch.zeros(0, 4), "b.weight": torch.zeros(4, 0), "c.bias": torch.zeros(0)})
+    with pytest.raises(QcoreError, match="hollow: no tensor with any elements to quantize"):
+        pipeline.run(model, "int8")
