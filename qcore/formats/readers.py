@@ -45,8 +45,8 @@ def read_weights(
     label = name or p.name
     try:
         return _read(p, label, max_bytes, root)
-    except QcoreError as e:
-        raise QcoreError(clean_message(str(e), p, label)) from None
+    except QcoreError as e:  # a label given: the path it stands for (a temp file) never shows
+        raise QcoreError(clean_message(str(e), p if name else None, label)) from None
     except RecursionError:
         raise QcoreError(f"{label}: nests too deeply to be read; refused") from None
     except MemoryError:

@@ -47,7 +47,7 @@ def torch_model(path: Path, label: str) -> Model:
     with open_zip(path, label, KIND) as z:
         offsets = _storage_members(path, z, label)
     structure = _flatten(_load(path, label, map_location="meta"), label)
-    _check_structure(structure, offsets, label)
+    _check_structure(structure, offsets, label, path.stat().st_size)
     tensors = _flatten(_load(path, label, map_location="cpu", mmap=True), label)
     if {k: (t.dtype, t.shape) for k, t in tensors.items()} != {k: (t.dtype, t.shape) for k, t in structure.items()}:
         raise QcoreError(f"{label}: the file changed on disk while it was read; open it again")
@@ -123,8 +123,9 @@ def _flatten(obj: object, label: str) -> dict[str, torch.Tensor]:
     return out
 
 
-def _check_structure(tensors: dict[str, torch.Tensor], members: dict[int, int], label: str) -> None:
-    """Each storage matches its member, each view fits its storage, and the float32 copies fit the budget."""
+def _check_structure(tensors: dict[str, torch.Tensor], members: dict[int, int], label: str, mapped: int) -> None:
+    """Each storage matches its member, each view fits its storage, and the float32 copies (beside the `mapped`
+    bytes of the file, memory-mapped to read them) fit the budget."""
     decoded = 0
     for name, t in tensors.items():
         if t.layout != torch.strided:
@@ -150,4 +151,4 @@ def _check_structure(tensors: dict[str, torch.Tensor], members: dict[int, int], 
                     "(a stride-0 view, a memory bomb); refused"
                 )
             decoded += 4 * t.numel()
-    check_budget(label, decoded, f"{len(tensors):,} tensors as float32")
+    check_budget(label, decoded + mapped, f"{len(tensors):,} tensors as float32, and the file mapped to read them")
