@@ -17,7 +17,7 @@ from .analysis.report import parse_spec, scaling_rows, write_report
 from .api.extrapolate import extrapolate
 from .api.runs import run_spec
 from .api.specs import EXTRAPOLATE_POLICY, RUN_POLICY, ExtrapolationSpec, ModelRef, RunSpec, Target, flag
-from .errors import QcoreError
+from .errors import QcoreError, one_line
 from .format import fmt_bytes, fmt_cos, fmt_db, to_json
 from .methods.registry import METHODS, get_method
 from .models.catalog import listing, model_names
@@ -324,5 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug, not bad input: still one line unless debugging
         if os.environ.get("QCORE_DEBUG"):
             raise
-        print(f"error: internal {type(e).__name__}: {e} (set QCORE_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"error: internal {type(e).__name__}: {one_line(str(e))} (set QCORE_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         return 1

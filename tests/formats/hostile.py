@@ -360,6 +360,16 @@ def st_nan_weights(folder):
     return p
 
 
+@case("escape.safetensors", "a b.weight: tensor has 1 NaN", forbid=("[31m",))
+def st_escapes_in_a_name(folder):
+    """A tensor name carrying a terminal escape and a line break, reaching a message at run time."""
+    W = torch.randn(4, 4)
+    W[0, 0] = float("nan")
+    p = folder / (PREFIX + "escape.safetensors")
+    save_file({"a\x1b[31m\nb.weight": W}, p)
+    return p
+
+
 @case("ints.safetensors", "no float tensors to quantize")
 def st_only_integers(folder):
     p = folder / (PREFIX + "ints.safetensors")
