@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import struct
+from typing import BinaryIO
 
 import pyarrow.parquet as pq
 
@@ -24,6 +26,20 @@ ZERO_DTYPES = {"uint8": 1, "float16": 2, "float32": 4}
 DATA_COLUMNS = ("codes", "scale", "zero", "codebook")  # the bulk; the other columns describe it
 WORKING_BYTES = 5  # bytes per weight while decoding: its unpacked code and its float32 value
 MAX_DIMS = 64
+FOOTER_OBJECT_BYTES = 16  # bytes of parsed metadata per byte of a Parquet footer, generously
+
+
+def check_footer(f: BinaryIO, label: str | None) -> None:
+    """The Parquet footer's length (the last 8 bytes: length, b"PAR1") against the budget, before it is parsed."""
+    f.seek(0, 2)
+    size = f.tell()
+    if size >= 12:
+        f.seek(size - 8)
+        tail = f.read(8)
+        if tail[4:] == b"PAR1":
+            footer = min(struct.unpack("<I", tail[:4])[0], size)
+            check_budget(label or "artifact", footer * FOOTER_OBJECT_BYTES, f"parsing its {footer:,}-byte metadata")
+    f.seek(0)
 
 
 def check_metadata(pf: pq.ParquetFile, label: str | None, version: str, columns: list[str]) -> list[str]:

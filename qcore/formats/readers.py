@@ -167,5 +167,7 @@ def server_files() -> list[str]:
         return []
     base = Path(root).resolve()
     return sorted(
-        str(p.relative_to(base)) for p in base.rglob("*") if p.is_file() and p.name.lower().endswith(SUFFIXES)
-    )
+        str(p.relative_to(base))
+        for p in base.rglob("*")
+        if p.is_file() and p.name.lower().endswith(SUFFIXES) and Path(os.path.realpath(p)).is_relative_to(base)
+    )  # a link that leads outside would only be refused

@@ -22,7 +22,7 @@ import torch
 
 from ..errors import QcoreError
 from ..methods.quant import MixedTensor, QuantizedTensor
-from .artifact_check import check_metadata, decoded_bytes
+from .artifact_check import check_footer, check_metadata, decoded_bytes
 from .budget import check_budget
 from .table import FILE_METADATA, FORMAT_VERSION, SCHEMA, SIDE, STRING_COLUMNS, encode_rows, from_table
 
@@ -201,8 +201,12 @@ def load(source: str | Path | bytes | BinaryIO, label: str | None = None) -> dic
     the memory budget) from its metadata and describing columns, then every row (artifact_check.py).
     """
     where = f"{label}: " if label else ""
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    if not isinstance(source, str | Path):
+        check_footer(source, label)
     try:
-        pf = pq.ParquetFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+        pf = pq.ParquetFile(source)
         head = pf.read(columns=check_metadata(pf, label, FORMAT_VERSION, SCHEMA.names)).to_pylist()
         need = decoded_bytes(head)
     except (OSError, pa.ArrowException) as e:

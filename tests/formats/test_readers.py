@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from qcore import QcoreError, dequantize, load, run
 from qcore.formats import budget, safetensors_file
-from qcore.formats.readers import read_server_weights, read_weights, server_path
+from qcore.formats.readers import read_server_weights, read_weights, server_files, server_path
 from qcore.measure.pipeline import Policy
 
 
@@ -313,3 +313,15 @@ def test_over_the_budget_names_the_file_the_size_and_the_setting(tmp_path, monke
         "mine.safetensors: decodes to 32.0 KiB (its largest tensor 'w', read one at a time), "
         "over this server's 20.0 KiB memory budget (QCORE_MEMORY_BUDGET)"
     )
+
+
+def test_server_listing_leaves_out_links_that_lead_outside(tmp_path, monkeypatch):
+    root, elsewhere = tmp_path / "weights", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    save_file({"w": torch.ones(2, 2)}, root / "in.safetensors")
+    save_file({"w": torch.ones(2, 2)}, elsewhere / "secret.safetensors")
+    (root / "out.safetensors").symlink_to(elsewhere / "secret.safetensors")
+    (root / "alias.safetensors").symlink_to(root / "in.safetensors")
+    monkeypatch.setenv("QCORE_WEIGHTS_DIR", str(root))
+    assert server_files() == ["alias.safetensors", "in.safetensors"]
