@@ -600,6 +600,19 @@ def npz_garbage(folder):
     return write(folder, "garbage.npz", b"\x00\x01garbage" * 100)
 
 
+@case("empty.npz", "the file is empty")
+def npz_empty(folder):
+    return write(folder, "empty.npz", b"")
+
+
+@case("half.npz", "not a valid .npz (not a zip archive, or truncated)")
+def npz_truncated(folder):
+    p = folder / (PREFIX + "half.npz")
+    np.savez(p, w=np.ones((64, 64), np.float32))
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    return p
+
+
 @case("nothing.npz", "no float tensors to quantize")
 def npz_no_members(folder):
     return npz(folder, "nothing.npz", [])
@@ -700,6 +713,11 @@ def pq_zstd_bomb(folder):
         for r0 in range(0, 32768, 512):  # one chunk of 512 rows per row group, the codes column shared
             w.write_table(table.set_column(at, SCHEMA.field(at), pa.array([r0], pa.int64())))
     return p
+
+
+@case("empty.parquet", "the file is empty")
+def pq_empty(folder):
+    return write(folder, "empty.parquet", b"")
 
 
 @case("garbage.parquet", "cannot read the artifact as Parquet")
