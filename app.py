@@ -9,11 +9,6 @@ from ui.i18n import t
 
 st.set_page_config(page_title="Quantization lab", page_icon=":material/compress:", layout="wide")
 
-try:
-    sidebar.render()  # before the page runs: its widgets exist on every page, so choices survive a page switch
-except Exception as e:  # the pages fall back to the default selection
-    logging.getLogger("qlab").exception("sidebar failed")
-    st.sidebar.error(t("err_internal", kind=type(e).__name__, msg=str(e)), icon=":material/bug_report:")
 pages = [
     st.Page(
         "app_pages/quantize.py", title=t("nav_quantize"), icon=":material/compress:", url_path="quantize", default=True
@@ -25,7 +20,24 @@ pages = [
     ),
     st.Page("app_pages/report.py", title=t("nav_report"), icon=":material/description:", url_path="report"),
 ]
-page = st.navigation(pages)
+
+
+def sidebar_failed(e: Exception) -> None:  # the pages fall back to the default selection
+    logging.getLogger("qlab").exception("sidebar failed")
+    st.sidebar.error(t("err_internal", kind=type(e).__name__, msg=str(e)), icon=":material/bug_report:")
+
+
+offered = None
+try:
+    offered = sidebar.offer()  # before anything is drawn: then the page list and the sidebar appear together
+except Exception as e:
+    sidebar_failed(e)
+page = st.navigation(pages)  # before the sidebar: the page list tops it from the first paint, so nothing below moves
+if offered is not None:
+    try:
+        sidebar.render(offered)  # before the page runs: its widgets exist on every page, so choices survive a switch
+    except Exception as e:
+        sidebar_failed(e)
 try:
     page.run()
 except Exception as e:  # the last guard: pages catch their own errors, but no traceback may reach the screen

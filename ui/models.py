@@ -24,6 +24,7 @@ from qcore import Model, ModelRef, Policy, QcoreError, load_model
 from qcore.api.runs import open_model
 from qcore.format import fmt_bytes
 from qcore.formats.readers import read_safetensors_header, read_weights, server_files, server_path
+from qcore.models.catalog import listing
 from qcore.models.policy import explain, totals
 from ui.i18n import t
 from ui.uploads import remove_upload, upload_path
@@ -105,6 +106,12 @@ def server_choices() -> list[str]:
 def server_ref(relative: str) -> ModelRef:
     stat = server_path(relative).stat()
     return ModelRef("server", relative, f"{stat.st_size}:{stat.st_mtime_ns}")
+
+
+def catalog() -> dict[str, int]:
+    """Every built-in model's parameter count, in model_names() order; trained models are sized from their
+    configs, so no checkpoint is read (qcore's listing)."""
+    return {row["name"]: row["params"] for row in listing()}
 
 
 def preset_model(name: str) -> Model:

@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from qcore import METHODS, ModelRef, QcoreError, get_method, model_names
+from qcore import METHODS, ModelRef, QcoreError, get_method
 from qcore.api.specs import Options, as_options
 from qcore.format import fmt_bytes
 from qcore.methods.registry import Option
@@ -38,11 +38,24 @@ class Selection:
         return self.ref.label if self.ref else ""
 
 
-def render() -> Selection:
+@dataclass(frozen=True)
+class Offer:
+    """What the sidebar's widgets offer. It is gathered before the app draws anything (on a fresh server that
+    takes a while), so the widgets then appear together: none is on screen while the script is still busy."""
+
+    params: dict[str, int]  # built-in model name -> parameter count, in model_names() order
+    server: list[str]  # files in the server's weights folder (empty when it is off)
+
+
+def offer() -> Offer:
+    return Offer(models.catalog(), models.server_choices())
+
+
+def render(offered: Offer) -> Selection:
     """Draw the sidebar and return (and remember) the user's selection."""
     with st.sidebar:
         st.radio(t("sb_lang"), list(LANGS), format_func=LANGS.get, key="lang", horizontal=True, on_change=carry_choices)
-        ref = _model_source()
+        ref = _model_source(offered)
         methods = list(METHODS)
         method = st.selectbox(
             t("sb_method"), methods, index=methods.index(DEFAULT_METHOD), key="method", help=t("sb_method_help")
@@ -66,20 +79,20 @@ def render() -> Selection:
     return sel
 
 
-def _model_source() -> ModelRef | None:
+def _model_source(offered: Offer) -> ModelRef | None:
     """Preset, the session's own upload, or (when QCORE_WEIGHTS_DIR is set) a file in the server's folder."""
-    server = models.server_choices()
+    server = offered.server
     sources = ["preset", "upload", *(["server"] if server else [])]
     labels = choice_labels("source", {s: t(f"src_{s}") for s in sources})
     source = st.radio(t("sb_source"), sources, key="source", format_func=labels, horizontal=True)
     if source == "preset":
         models.clear_upload()
-        presets = model_names()  # the synthesized presets, then the models trained on real data
+        presets = list(offered.params)  # the synthesized presets, then the models trained on real data
         preset = st.selectbox(
             t("sb_model"), presets, index=presets.index(DEFAULT_PRESET), key="preset",
-            format_func=choice_labels("preset", preset_labels()), persist_state="session",
+            format_func=choice_labels("preset", preset_labels(offered.params)), persist_state="session",
         )  # fmt: skip
-        st.caption(t("sb_model_caption", params=f"{models.preset_model(preset).params:,}"))
+        st.caption(t("sb_model_caption", params=f"{offered.params[preset]:,}"))
         return ModelRef("preset", preset)
     if source == "server":
         models.clear_upload()
@@ -128,11 +141,9 @@ def option_key(method: str, name: str) -> str:
     return f"opt_{method}_{name}"
 
 
-def preset_labels() -> dict[str, str]:
+def preset_labels(params: dict[str, int]) -> dict[str, str]:
     """Option labels, fixed when the widget is drawn (format functions must not read session state)."""
-    return {
-        name: t("sb_preset_label", name=name, params=f"{models.preset_model(name).params:,}") for name in model_names()
-    }
+    return {name: t("sb_preset_label", name=name, params=f"{n:,}") for name, n in params.items()}
 
 
 def method_summary(name: str) -> str:
