@@ -8,68 +8,24 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-import torch
+
+from tests.browser.serve import CHROMIUM, CHROMIUM_ARGS, ROOT, TIMEOUT_MS, checkpoint, streamlit_server
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-TIMEOUT_MS = 90_000  # the machine is shared: generous, never asserted as a speed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().decode().strip() == "ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer 'ok' within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
     SHOTS.mkdir(parents=True, exist_ok=True)
-    log = open(SHOTS.parent / "streamlit-server.log", "w")  # noqa: SIM115 - closed in the finally below
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://localhost:{port}"
-        wait_healthy(url, proc)
+    with streamlit_server(SHOTS.parent / "streamlit-server.log") as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -162,22 +118,6 @@ def test_extrapolate_page(page):
     page.set_viewport_size({"width": 1440, "height": 3200})
 
 
-def checkpoint(folder: Path, prefix: str, width: int, seed: int) -> Path:
-    """A small safetensors checkpoint whose tensor names and sizes tell the two sessions apart."""
-    from safetensors.torch import save_file
-
-    g = torch.Generator().manual_seed(seed)
-    tensors = {
-        f"{prefix}.embed_tokens.weight": torch.randn(64, width, generator=g) * 0.02,
-        f"{prefix}.mlp.up_proj.weight": torch.randn(2 * width, width, generator=g) * 0.02,
-        f"{prefix}.norm.weight": torch.ones(width),
-        "lm_head.weight": torch.randn(64, width, generator=g) * 0.02,
-    }
-    path = folder / f"{prefix}.safetensors"
-    save_file(tensors, path)
-    return path
-
-
 def cli_cosine(path: Path) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "qcore", "run", "--weights", str(path), "--method", "int2", "--json"],
@@ -191,13 +131,8 @@ def upload_in(pg, path: Path) -> None:
     sidebar = pg.locator('[data-testid="stSidebar"]')
     choice = sidebar.locator('[data-testid="stRadio"] label').filter(has_text="Upload a file")
     file_input = sidebar.locator('[data-testid="stFileUploader"] input[type="file"]')
-    for _ in range(5):  # a click that lands while the first script run finishes can be lost: try again
-        choice.click()
-        try:
-            file_input.wait_for(state="attached", timeout=15_000)
-            break
-        except Exception:
-            continue
+    choice.click()  # once: a choice made while the first run finishes must stick
+    file_input.wait_for(state="attached")
     file_input.set_input_files(str(path))
 
 
