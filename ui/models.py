@@ -41,7 +41,7 @@ class Upload:
     file_id: str
     digest: str
     name: str
-    path: Path | None
+    path: Path | None  # the saved file while a lazy model reads from it; None once nothing of it is on disk
     model: Model | None = field(default=None, repr=False)
     error: str | None = None
 

@@ -88,6 +88,19 @@ def test_every_page_renders_with_the_shared_sidebar():
         assert at.selectbox(key="method").options == list(qcore.METHODS)  # read from the registry
 
 
+def test_the_model_list_is_labelled_without_opening_a_model(monkeypatch):
+    """The sidebar gathers its labels before it draws (qcore's listing sizes trained models from their configs):
+    only the page opens a model, the one chosen."""
+    from ui import models
+
+    opened, load = [], models.load_model
+    monkeypatch.setattr(models, "load_model", lambda name: opened.append(name) or load(name))
+    at = start()
+    assert set(opened) == {"large"}
+    labels = {name: f"{name} · {load(name).params:,} params" for name in qcore.model_names()}
+    assert at.selectbox(key="preset").options == list(labels.values())
+
+
 WIDGETS = ("selectbox", "radio", "multiselect", "number_input", "toggle", "button", "button_group", "text_input",
            "text_area", "file_uploader")  # fmt: skip
 
