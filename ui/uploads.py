@@ -6,10 +6,10 @@ upload a subfolder named by the first 16 hex digits of its sha256, holding the f
 
 A folder goes when its session ends. Streamlit has no public end-of-session hook, so a janitor thread (one per
 server process) asks the runtime every JANITOR_PERIOD seconds which sessions are connected, and removes the folders
-of sessions gone for GRACE seconds (a closed tab; a reconnect within the grace keeps its files). Where the runtime
-cannot be asked (AppTest, or a Streamlit without `Runtime.is_active_session`), a folder goes when its session's
-state is dropped (a weakref finalizer) or at exit. When the janitor starts, it also removes the folders of server
-processes that have died.
+of sessions gone for GRACE seconds: a closed tab. A reconnect within the grace keeps its files; a later one is asked
+to upload a lazily read file again. Where the runtime cannot be asked (AppTest, or a Streamlit without
+`Runtime.is_active_session`), a folder goes when its session's state is dropped (a weakref finalizer) or at exit.
+When the janitor starts, it also removes the folders of server processes that have died.
 """
 
 from __future__ import annotations
