@@ -196,8 +196,20 @@ def summary_line(rec: dict) -> str:
         f"{rec['source']} {rec['method']}: {fmt_bytes(rec['fp16_bytes'])} -> {fmt_bytes(rec['quantized_bytes'])} "
         f"({rec['compression_ratio']:.2f}x, theoretical {theoretical}, {rec['bpw']:.3f} bpw), "
         f"weight cosine {fmt_cos(rec['weight_cosine'])} ({rec['quality']}), SQNR {fmt_db(rec['sqnr_db'])}, "
-        f"{output}, {rec['quant_seconds']:.4f} s on {rec['threads']} threads"
+        f"{output}{task_text(rec.get('task'))}, {rec['quant_seconds']:.4f} s on {rec['threads']} threads"
     )
+
+
+def task_text(task: dict | None) -> str:
+    """', task: perplexity 5.8251 (FP 5.7159), kl 0.012158, ...': measured on the model's real outputs."""
+    if not task:
+        return ""
+    parts = [
+        f"{k} {v:.6g}" + (f" (FP {task[k + '_ref']:.6g})" if k + "_ref" in task else "")
+        for k, v in task.items()
+        if not k.endswith("_ref") and isinstance(v, int | float)
+    ]
+    return ", task: " + ", ".join(parts)
 
 
 def cmd_report(args) -> int:

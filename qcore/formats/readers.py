@@ -18,6 +18,7 @@ from ..methods.quant import Quantized
 from ..models.model import Model
 from .budget import check_budget
 from .common import clean_message, confine, roles, tensor_to_float32
+from .hf_folder import hf_folder_model, is_hf_folder
 from .npz_file import npz_model
 from .safetensors_file import parse_json, read_safetensors_header, safetensors_model
 from .storage import load
@@ -59,7 +60,10 @@ def _read(p: Path, label: str, max_bytes: int | None, root: Path | None) -> Mode
     if not p.exists():
         raise QcoreError(f"no such file: {p}")
     if p.is_dir():
-        return safetensors_model(_folder_files(p, label, root), label, root)
+        files = _folder_files(p, label, root)
+        if is_hf_folder(p):  # a Hugging Face model folder: its code runs through transformers
+            return hf_folder_model(p, files, label, root)
+        return safetensors_model(files, label, root)
     size = p.stat().st_size
     if max_bytes is not None and size > max_bytes:
         raise QcoreError(f"{label}: {size / 2**20:,.1f} MiB is over the {max_bytes / 2**20:,.0f} MiB limit")

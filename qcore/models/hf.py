@@ -1,0 +1,379 @@
+"""Hugging Face model folders run through `transformers`: the model's own code, tokenizer and outputs.
+
+A folder with config.json, its safetensors weights (one file or shards with an index) and tokenizer.json becomes a
+Model that can run: `forward` loads the lab's tensors (original, or dequantized) into a transformers module built
+from the config, on the CPU in float32 and eval mode. Nothing from the folder is executed: a config that asks for
+remote code (auto_map) or names a model type outside MODEL_TYPES is refused, and the module is built with its
+parameters on the meta device, so the weights are never allocated twice (load_state_dict(assign=True) takes the
+lab's tensors as they are).
+
+Text comes from the repo (texts.py), tokenized with the model's own tokenizer: decoders are measured on held-out
+windows of the docstring corpus (perplexity, KL, same-top), encoders on a fixed set of sentences (embedding
+cosine after the model's pooling, Spearman agreement of pairwise similarities, nearest-neighbour agreement).
+Calibration takes windows or sentences from the corpus's training split, never the evaluation text.
+
+GPT-2's Conv1D layers store weights as (in, out); the lab sees them transposed, (out, in) like every other linear
+weight, so methods quantize along the same axis everywhere, and they are transposed back when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import QcoreError
+from .model import LazyTensors, Model
+from .texts import calibration_sentences, corpus_text, eval_sentences
+
+# model_type -> (kind, transformers Auto class): the architectures the lab runs; anything else is refused
+MODEL_TYPES = {
+    "bert": "encoder",
+    "gpt2": "decoder",
+    "llama": "decoder",
+    "mistral": "decoder",
+    "qwen2": "decoder",
+    "qwen3": "decoder",
+}
+MEMORY_FACTOR = 2.5  # output metrics need FP32 weights x this much free memory (a reference and a quantized copy,
+# activations and the reference outputs); a larger model falls back to weight metrics
+MAX_CONFIG_BYTES = 1 << 20
+LIMITS = {  # config fields that size the model: anything beyond these is not a model this lab could build
+    "num_hidden_layers": 1024, "n_layer": 1024, "hidden_size": 1 << 16, "n_embd": 1 << 16,
+    "intermediate_size": 1 << 18, "n_inner": 1 << 18, "vocab_size": 1 << 22, "num_attention_heads": 1024,
+    "n_head": 1024, "num_key_value_heads": 1024, "max_position_embeddings": 1 << 20, "n_positions": 1 << 20,
+}  # fmt: skip
+MAX_PARAMS = 200e9  # a config claiming more parameters than this is refused outright
+WINDOW = 128  # tokens per decoder window (or the model's context, if shorter)
+EVAL_WINDOWS = 64  # held-out decoder windows
+CALIB_TOKENS = 4096  # default calibration tokens: 32 windows of 128
+MAX_SENTENCE_TOKENS = 64  # an encoder sentence is cut to this many tokens
+
+
+def is_model_folder(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def read_config(folder: Path, label: str) -> dict:
+    """config.json, validated: a JSON object, a model type the lab runs, no remote code, sane sizes."""
+    path = folder / "config.json"
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise QcoreError(f"{label}: config.json is over {MAX_CONFIG_BYTES:,} bytes; not a model config")
+    try:
+        cfg = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        where = f" (line {e.lineno}, column {e.colno})" if isinstance(e, json.JSONDecodeError) else ""
+        raise QcoreError(f"{label}: config.json is not valid JSON{where}") from None
+    if not isinstance(cfg, dict):
+        raise QcoreError(f"{label}: config.json is not a JSON object")
+    if "auto_map" in cfg or cfg.get("trust_remote_code"):
+        raise QcoreError(
+            f"{label}: config.json asks for the checkpoint's own Python code (auto_map); the lab never runs code "
+            "from a checkpoint"
+        )
+    kind = cfg.get("model_type")
+    if kind not in MODEL_TYPES:
+        raise QcoreError(f"{label}: model_type {kind!r} is not one the lab runs (it runs {', '.join(MODEL_TYPES)})")
+    for key, limit in LIMITS.items():
+        v = cfg.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= limit:
+            raise QcoreError(f"{label}: config.json's {key} = {v!r} is not a size the lab can build (1..{limit:,})")
+    params = config_params(cfg)
+    if params > MAX_PARAMS:
+        raise QcoreError(f"{label}: config.json describes {params:,.0f} parameters, over the {MAX_PARAMS:,.0f} limit")
+    return cfg
+
+
+def config_params(cfg: dict) -> float:
+    """The parameter count a config implies (embeddings, attention, MLP, head), before anything is built."""
+    d = cfg.get("hidden_size") or cfg.get("n_embd") or 0
+    layers = cfg.get("num_hidden_layers") or cfg.get("n_layer") or 0
+    ff = cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * d
+    vocab = cfg.get("vocab_size") or 0
+    mlp = (3 if cfg["model_type"] in ("llama", "mistral", "qwen2", "qwen3") else 2) * d * ff
+    return float(layers) * (4 * d * d + mlp) + 2.0 * vocab * d
+
+
+@contextmanager
+def params_on_meta():
+    """Build modules with their parameters on the meta device (no memory); buffers stay real on the CPU."""
+    register = torch.nn.Module.register_parameter
+
+    def on_meta(module, name, param):
+        register(module, name, param)
+        if param is not None:
+            p = module._parameters[name]
+            module._parameters[name] = torch.nn.Parameter(p.to("meta"), requires_grad=False)
+
+    torch.nn.Module.register_parameter = on_meta
+    try:
+        yield
+    finally:
+        torch.nn.Module.register_parameter = register
+
+
+def build_module(cfg: dict) -> torch.nn.Module:
+    """The transformers module for a validated config, parameters on meta, eval mode, float32."""
+    import transformers  # heavy: only when a model folder is opened
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    transformers.logging.set_verbosity_error()
+    fields = {k: v for k, v in cfg.items() if k not in ("model_type", "architectures", "transformers_version")}
+    fields.update(torch_dtype="float32", attn_implementation="sdpa")
+    try:
+        config = AutoConfig.for_model(cfg["model_type"], **fields)
+        auto = AutoModel if MODEL_TYPES[cfg["model_type"]] == "encoder" else AutoModelForCausalLM
+        with params_on_meta():
+            module = auto.from_config(config)
+    except QcoreError:
+        raise
+    except Exception as e:  # transformers' own checks of a config (head counts, sizes)
+        raise QcoreError(
+            f"transformers cannot build this {cfg['model_type']} config ({type(e).__name__}: {e})"
+        ) from None
+    return module.eval()
+
+
+def linear_modules(module: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """{parameter name of the weight: module} for every nn.Linear and GPT-2 Conv1D."""
+    from transformers.pytorch_utils import Conv1D
+
+    return {f"{name}.weight": m for name, m in module.named_modules() if isinstance(m, torch.nn.Linear | Conv1D)}
+
+
+class HFCode:
+    """A transformers module and the map between its parameter names and the checkpoint's tensor names.
+
+    One module per model: forward() loads the tensors it is given (assign, no copy) and runs under a lock, so
+    sessions sharing the model take turns."""
+
+    def __init__(self, cfg: dict, names: Mapping[str, tuple[int, ...]], label: str):
+        self.cfg, self.kind = cfg, MODEL_TYPES[cfg["model_type"]]
+        self.module = build_module(cfg)
+        self.lock = threading.Lock()
+        own = {k: tuple(p.shape) for k, p in self.module.named_parameters()}
+        prefix = self.module.base_model_prefix
+        self.names: dict[str, str] = {}  # module parameter -> checkpoint tensor
+        for k in own:
+            for cand in (k, f"{prefix}.{k}", k.removeprefix(f"{prefix}.")):
+                if cand in names:
+                    self.names[k] = cand
+                    break
+        linear = linear_modules(self.module)
+        from transformers.pytorch_utils import Conv1D
+
+        self.transposed = {self.names[k] for k, m in linear.items() if isinstance(m, Conv1D) and k in self.names}
+        self.tied = {}
+        missing = [k for k in own if k not in self.names]
+        for k in missing:
+            if k.endswith("lm_head.weight") and cfg.get("tie_word_embeddings", True):
+                emb = self.module.get_input_embeddings().weight
+                emb_name = next((n for m, n in self.names.items() if self.module.get_parameter(m) is emb), None)
+                if emb_name is not None:
+                    self.tied[k] = emb_name
+                    continue
+            raise QcoreError(f"{label}: the weights lack '{k}', which the {cfg['model_type']} config needs")
+        for k, n in self.names.items():  # as stored: Conv1D's (in, out) too
+            if tuple(names[n]) != own[k]:
+                raise QcoreError(f"{label}: tensor '{n}' is {list(names[n])}, the config needs {list(own[k])}")
+        self.captured = {self.names[k]: m for k, m in linear.items() if k in self.names}  # checkpoint name -> module
+
+    def load(self, tensors: Mapping[str, torch.Tensor]) -> None:
+        state = {}
+        for k, n in self.names.items():
+            t = tensors[n]
+            state[k] = t.T if n in self.transposed else t  # GPT-2's Conv1D keeps (in, out)
+        for k, n in self.tied.items():
+            state[k] = state[next(m for m, v in self.names.items() if v == n)]
+        self.module.load_state_dict(state, strict=False, assign=True)
+
+    def forward(self, tensors: Mapping[str, torch.Tensor], x: torch.Tensor, capture: dict | None = None):
+        """x (B, T) token ids (-1 marks padding) -> decoder logits (B, T, V), or encoder embeddings (B, d) after the
+        model's pooling. With a dict `capture`, stores every linear layer's input there as (rows, in)."""
+        hooks = []
+        with self.lock, torch.no_grad():
+            self.load(tensors)
+            if capture is not None:
+                for name, m in self.captured.items():
+                    hook = lambda mod, args, name=name: capture.__setitem__(
+                        name, args[0].reshape(-1, args[0].shape[-1])
+                    )  # noqa: E731
+                    hooks.append(m.register_forward_pre_hook(hook))
+            try:
+                mask = x >= 0
+                ids = x.clamp(min=0)
+                if self.kind == "decoder":
+                    return self.module(input_ids=ids, attention_mask=mask.long(), use_cache=False).logits.float()
+                out = self.module(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, T, d)
+                m = mask.unsqueeze(-1).float()
+                return (out * m).sum(1) / m.sum(1).clamp(min=1)  # mean pooling over real tokens
+            finally:
+                for h in hooks:
+                    h.remove()
+
+
+# ---- text through the model's tokenizer --------------------------------------------------------
+
+
+def load_tokenizer(folder: Path, label: str):
+    """The folder's tokenizer.json (the `tokenizers` library: no Python code runs), or None when there is none."""
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as e:  # the library raises its own exception type
+        raise QcoreError(f"{label}: tokenizer.json cannot be read ({str(e)[:120]})") from None
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
+def token_ids(tok, text: str) -> torch.Tensor:
+    """A long text as one id sequence (n,) int64, without the special tokens a tokenizer may add."""
+    return torch.tensor(tok.encode(text, add_special_tokens=False).ids, dtype=torch.int64)
+
+
+def decoder_windows(ids: torch.Tensor, window: int, count: int) -> torch.Tensor:
+    """(count, window + 1) evenly spaced windows of `ids` (inputs and next-token targets)."""
+    if len(ids) < window + 2:
+        raise QcoreError(f"the evaluation text is only {len(ids)} tokens for this tokenizer")
+    starts = torch.linspace(0, len(ids) - window - 1, count).long()
+    return ids[starts.unsqueeze(1) + torch.arange(window + 1)]
+
+
+def random_windows(ids: torch.Tensor, window: int, count: int, seed: int = 1) -> torch.Tensor:
+    """(count, window) seeded random windows of `ids`."""
+    gen = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, len(ids) - window, (count,), generator=gen)
+    return ids[starts.unsqueeze(1) + torch.arange(window)]
+
+
+def sentence_batch(tok, sentences: list[str]) -> torch.Tensor:
+    """(B, T) ids of each sentence with the tokenizer's special tokens, padded with -1, cut to MAX_SENTENCE_TOKENS."""
+    rows = [e.ids[:MAX_SENTENCE_TOKENS] for e in tok.encode_batch(sentences)]
+    T = max(len(r) for r in rows)
+    out = torch.full((len(rows), T), -1, dtype=torch.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.int64)
+    return out
+
+
+def context_length(cfg: dict) -> int:
+    return min(WINDOW, cfg.get("n_positions") or cfg.get("max_position_embeddings") or WINDOW)
+
+
+# ---- task metrics ------------------------------------------------------------------------------
+
+
+def decoder_task(code: HFCode, x: torch.Tensor, targets: torch.Tensor, ref_tensors, tensors) -> dict[str, float]:
+    """Perplexity of both, KL(P_ref || P) in nats per token and the same-top-token rate, on held-out windows."""
+    ref = F.log_softmax(code.forward(ref_tensors, x).double(), dim=-1)  # (B, T, V)
+    got = F.log_softmax(code.forward(tensors, x).double(), dim=-1)
+    nll = lambda logp: float(-logp.gather(-1, targets.unsqueeze(-1)).mean())  # noqa: E731
+    return {
+        "perplexity": math.exp(nll(got)),
+        "perplexity_ref": math.exp(nll(ref)),
+        "kl": float((ref.exp() * (ref - got)).sum(-1).mean()),
+        "same_top": float((ref.argmax(-1) == got.argmax(-1)).double().mean()),
+    }
+
+
+def ranks(x: torch.Tensor) -> torch.Tensor:
+    """Ranks 0..n-1 of a 1-D tensor (ties broken by position; similarities of real sentences do not tie)."""
+    r = torch.empty_like(x)
+    r[x.argsort()] = torch.arange(len(x), dtype=x.dtype)
+    return r
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    ra, rb = ranks(a.double()), ranks(b.double())
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / (ra.norm() * rb.norm()))
+
+
+def encoder_task(code: HFCode, x: torch.Tensor, ref_tensors, tensors) -> dict[str, float]:
+    """Embedding cosine (mean over sentences), Spearman correlation of all pairwise similarities, and the rate at
+    which each sentence keeps its nearest neighbour."""
+    ref = F.normalize(code.forward(ref_tensors, x).double(), dim=-1)  # (B, d)
+    got = F.normalize(code.forward(tensors, x).double(), dim=-1)
+    S_ref, S_got = ref @ ref.T, got @ got.T  # (B, B)
+    iu = torch.triu_indices(len(x), len(x), 1)
+    eye = torch.eye(len(x), dtype=torch.bool)
+    nn_ref = S_ref.masked_fill(eye, -2).argmax(1)
+    nn_got = S_got.masked_fill(eye, -2).argmax(1)
+    return {
+        "embedding_cosine": float((ref * got).sum(-1).mean()),
+        "spearman": spearman(S_ref[iu[0], iu[1]], S_got[iu[0], iu[1]]),
+        "nn_agreement": float((nn_ref == nn_got).double().mean()),
+    }
+
+
+# ---- the Model ---------------------------------------------------------------------------------
+
+
+def module_view(tensors: Mapping, order: list[str], transposed: set[str]) -> Mapping:
+    """The checkpoint's tensors in the module's order (forward order, which calibration follows layer by layer; a
+    file lists them alphabetically), the rest after, with Conv1D weights seen as (out, in)."""
+    names = [n for n in order if n in tensors] + [n for n in tensors if n not in set(order)]
+    if isinstance(tensors, LazyTensors):
+        shapes = {n: tensors.shape_of(n)[::-1] if n in transposed else tensors.shape_of(n) for n in names}
+        return LazyTensors(shapes, lambda n: tensors[n].T.contiguous() if n in transposed else tensors[n])
+    return {n: tensors[n].T.contiguous() if n in transposed else tensors[n] for n in names}
+
+
+def hf_model(folder: Path, base: Model, label: str, memory: int, calib_tokens: int = CALIB_TOKENS) -> Model:
+    """A model folder's weights (`base`, as a reader opened them) with its transformers code, text and metrics.
+
+    `memory` is what this run may allocate (the reader's memory budget). When FP32 weights x MEMORY_FACTOR exceed
+    it, or the folder has no tokenizer.json, the weights come back as they are (weight metrics only) with the
+    reason in the description; nothing is built or allocated for the model code."""
+    cfg = read_config(folder, label)
+    names = {n: base.shape_of(n) for n in base.tensors}
+    fp32 = 4 * base.params
+    if fp32 * MEMORY_FACTOR > memory:
+        note = (
+            f"output metrics off: FP32 weights ({fp32 / 2**30:.2f} GiB) x {MEMORY_FACTOR} exceed the memory budget "
+            f"({memory / 2**30:.2f} GiB, QCORE_MEMORY_BUDGET); weight metrics only"
+        )
+        return replace(base, description=f"{base.description}; {note}")
+    tok = load_tokenizer(folder, label)
+    if tok is None:
+        note = "no tokenizer.json, so no text to run it on: weight metrics only"
+        return replace(base, description=f"{base.description}; {note}")
+    code = HFCode(cfg, names, label)
+    tensors = module_view(base.tensors, list(code.names.values()), code.transposed)
+    if code.kind == "decoder":
+        window = context_length(cfg)
+        train, held = (token_ids(tok, t) for t in corpus_text())
+        w = decoder_windows(held, window, EVAL_WINDOWS)
+        x, targets = w[:, :-1], w[:, 1:]
+        calib = random_windows(train, window, max(1, calib_tokens // window))
+        task = lambda ref, got: decoder_task(code, x, targets, ref, got)  # noqa: E731
+        what = "perplexity, KL and same-top on held-out docstrings"
+    else:
+        x = sentence_batch(tok, eval_sentences())
+        calib = sentence_batch(tok, calibration_sentences(max(1, calib_tokens // 32)))
+        task = lambda ref, got: encoder_task(code, x, ref, got)  # noqa: E731
+        what = "embedding cosine, Spearman and nearest-neighbour agreement on a fixed sentence set"
+    desc = f"{base.description}; {cfg['model_type']} through transformers, task: {what}"
+    return replace(
+        base,
+        tensors=tensors,
+        description=desc,
+        forward=code.forward,
+        eval_inputs=x,
+        calib_inputs=calib,
+        task=task,
+    )
