@@ -12,7 +12,11 @@ from .budget import memory_budget
 from .common import confine
 from .safetensors_file import safetensors_model
 
-SIDE_FILES = ("config.json", "tokenizer.json")  # read by the model code; each must stay inside the folder too
+SIDE_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "1_Pooling/config.json",
+)  # read by the model code; each must stay inside the folder too
 
 
 def is_hf_folder(folder: Path) -> bool:

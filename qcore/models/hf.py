@@ -158,6 +158,7 @@ class HFCode:
 
     def __init__(self, cfg: dict, names: Mapping[str, tuple[int, ...]], label: str):
         self.cfg, self.kind = cfg, MODEL_TYPES[cfg["model_type"]]
+        self.pooling = "mean"  # sentence-transformers' default; hf_model reads 1_Pooling/config.json
         self.module = build_module(cfg)
         self.lock = threading.Lock()
         own = {k: tuple(p.shape) for k, p in self.module.named_parameters()}
@@ -214,6 +215,8 @@ class HFCode:
                 if self.kind == "decoder":
                     return self.module(input_ids=ids, attention_mask=mask.long(), use_cache=False).logits.float()
                 out = self.module(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, T, d)
+                if self.pooling == "cls":
+                    return out[:, 0]
                 m = mask.unsqueeze(-1).float()
                 return (out * m).sum(1) / m.sum(1).clamp(min=1)  # mean pooling over real tokens
             finally:
@@ -268,6 +271,16 @@ def sentence_batch(tok, sentences: list[str]) -> torch.Tensor:
     for i, r in enumerate(rows):
         out[i, : len(r)] = torch.tensor(r, dtype=torch.int64)
     return out
+
+
+def pooling_mode(folder: Path) -> str:
+    """'cls' where sentence-transformers' 1_Pooling/config.json asks for the CLS token, else 'mean'."""
+    try:
+        with open(folder / "1_Pooling" / "config.json", "rb") as f:
+            doc = json.loads(f.read(MAX_CONFIG_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return "mean"
+    return "cls" if isinstance(doc, dict) and doc.get("pooling_mode_cls_token") is True else "mean"
 
 
 def context_length(cfg: dict) -> int:
@@ -363,10 +376,11 @@ def hf_model(folder: Path, base: Model, label: str, memory: int, calib_tokens: i
         task = lambda ref, got: decoder_task(code, x, targets, ref, got)  # noqa: E731
         what = "perplexity, KL and same-top on held-out docstrings"
     else:
+        code.pooling = pooling_mode(folder)
         x = sentence_batch(tok, eval_sentences())
         calib = sentence_batch(tok, calibration_sentences(max(1, calib_tokens // 32)))
         task = lambda ref, got: encoder_task(code, x, ref, got)  # noqa: E731
-        what = "embedding cosine, Spearman and nearest-neighbour agreement on a fixed sentence set"
+        what = f"embedding cosine ({code.pooling} pooling), Spearman and nearest-neighbour agreement on fixed sentences"
     desc = f"{base.description}; {cfg['model_type']} through transformers, task: {what}"
     return replace(
         base,
