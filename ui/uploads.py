@@ -31,7 +31,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 FOLDER_KEY = "qlab_upload_dir"
 PREFIX = "qlab-upload-"
-JANITOR_PERIOD, GRACE = 10.0, 20.0  # seconds: a closed tab's files are gone within GRACE + JANITOR_PERIOD
+JANITOR_PERIOD, GRACE = 5.0, 15.0  # seconds: a closed tab's files are gone within GRACE + JANITOR_PERIOD
 NAME_BYTES = 200  # the longest file name kept (bytes, under every file system's 255)
 
 log = logging.getLogger("qlab")

@@ -113,7 +113,7 @@ async def session(browser, url: str, plan: Plan, files: dict[str, Path]) -> dict
     """One person's visit: first choice at once, then model, option, Run; returns what the page showed."""
     from playwright.async_api import expect
 
-    ctx = await browser.new_context(viewport={"width": 1440, "height": 2400})
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 1000})
     pg = await ctx.new_page()
     pg.set_default_timeout(TIMEOUT_MS)
     expect.set_options(timeout=TIMEOUT_MS)
@@ -147,7 +147,7 @@ async def session(browser, url: str, plan: Plan, files: dict[str, Path]) -> dict
         "body": await pg.locator("body").inner_text(),
         "errors": await pg.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count(),
     }
-    await pg.screenshot(path=str(ROOT / "artifacts" / "screenshots" / f"20-load-{plan.method}.png"), full_page=True)
+    await pg.screenshot(path=str(ROOT / "artifacts" / "screenshots" / f"20-load-{plan.method}.png"))
     return {"shown": shown}
 
 
