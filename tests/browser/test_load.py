@@ -148,7 +148,7 @@ async def session(browser, url: str, plan: Plan, files: dict[str, Path]) -> dict
         "errors": await pg.locator('[data-testid="stException"], [data-testid="stAlertContentError"]').count(),
     }
     await pg.screenshot(path=str(ROOT / "artifacts" / "screenshots" / f"20-load-{plan.method}.png"))
-    return {"shown": shown}
+    return shown
 
 
 def upload_folders(tmp: Path) -> list[Path]:
@@ -163,7 +163,7 @@ async def visit_close_and_watch(url: str, pid: int, files: dict[str, Path], tmp:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         visits = await asyncio.gather(*(session(browser, url, plan, files) for plan in PLANS))
-        out = {"shown": [v["shown"] for v in visits], "ran": time.monotonic() - started, "rss": peak_rss(pid)}
+        out = {"shown": visits, "ran": time.monotonic() - started, "rss": peak_rss(pid)}
         out["folders"] = upload_folders(tmp)
         await browser.close()  # every tab at once
     closed = time.monotonic()
