@@ -292,6 +292,9 @@ def test_report_page_and_language(page):
     open_page(page, "Report", "Scaling report")
     page.get_by_role("button", name="Build report").click()  # the page keeps its own runs: build it here
     page.get_by_role("heading", name="Quantization scaling report").wait_for()
+    idle(page)
+    assert not page.get_by_role("button", name="Build report").is_visible()  # folded: the report leads the page
+    assert page.get_by_text("Choose presets and methods, then build").count() == 0
     no_errors(page)
     shot(page, "06-report")
     page.locator('[data-testid="stSidebar"]').get_by_text("中文", exact=True).click()
