@@ -37,7 +37,7 @@ lint: $(BIN)/.installed-test
 	$(BIN)/ruff check $(SOURCES)
 	$(BIN)/ruff format --check $(SOURCES)
 
-bench: $(BIN)/.installed
+bench: $(BIN)/.installed-test
 	$(BIN)/python -m bench
 
 bench-stream: $(BIN)/.installed

@@ -1,5 +1,5 @@
 """`python -m bench`: RTN throughput against a straightforward torch baseline, the large preset's run, GPTQ, and the
-rotation, e8p and trellis (bench_vector)."""
+rotation, e8p and trellis (bench_vector), and a real checkpoint end to end (bench_hf)."""
 
 import statistics
 import time
@@ -11,6 +11,7 @@ from qcore import get_method, load_preset, run
 
 from .baseline import baseline_rtn
 from .bench_gptq import bench_gptq
+from .bench_hf import bench_minilm
 from .bench_vector import bench_gaussian, bench_large
 
 CASES = (("rtn int4 g128", "rtn", {"bits": 4, "group_size": 128}), ("int8", "int8", {}))
@@ -74,3 +75,5 @@ if __name__ == "__main__":
     print()
     bench_gaussian()
     bench_large()
+    print()
+    bench_minilm()

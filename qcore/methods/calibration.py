@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import torch
 
 from ..errors import QcoreError
-from ..models.model import Model
+from ..models.model import Capture, Model
 
 
 def layer_hessian(model: Model, tensors: Mapping[str, torch.Tensor], name: str) -> torch.Tensor:
@@ -15,7 +15,7 @@ def layer_hessian(model: Model, tensors: Mapping[str, torch.Tensor], name: str) 
     `tensors` (earlier layers already quantized, as GPTQ calibrates). Returns (in, in) float32."""
     if name in model.embeddings:
         return lookup_hessian(tensors[name])
-    capture: dict[str, torch.Tensor] = {}
+    capture = Capture(until=name)  # a model code that can stops its pass at this layer
     with torch.no_grad():
         model.forward(tensors, model.calib_inputs, capture)
     if name not in capture:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import QcoreError
-from .model import LazyTensors, Model
+from .model import LazyTensors, Model, StopForward
 from .texts import calibration_sentences, corpus_text, eval_sentences
 
 # model_type -> (kind, transformers Auto class): the architectures the lab runs; anything else is refused
@@ -55,6 +55,7 @@ WINDOW = 128  # tokens per decoder window (or the model's context, if shorter)
 EVAL_WINDOWS = 64  # held-out decoder windows
 CALIB_TOKENS = 4096  # default calibration tokens: 32 windows of 128
 MAX_SENTENCE_TOKENS = 64  # an encoder sentence is cut to this many tokens
+CALIB_SENTENCE_TOKENS = 32  # encoder calibration takes sentences up to this long
 
 
 def is_model_folder(path: Path) -> bool:
@@ -199,29 +200,39 @@ class HFCode:
 
     def forward(self, tensors: Mapping[str, torch.Tensor], x: torch.Tensor, capture: dict | None = None):
         """x (B, T) token ids (-1 marks padding) -> decoder logits (B, T, V), or encoder embeddings (B, d) after the
-        model's pooling. With a dict `capture`, stores every linear layer's input there as (rows, in)."""
-        hooks = []
+        model's pooling. With a dict `capture`, stores every linear layer's input there as (real tokens, in),
+        padding left out; when the dict's `until` names a layer, the pass stops there and returns None."""
+        mask = x >= 0
         with self.lock, torch.no_grad():
             self.load(tensors)
-            if capture is not None:
-                for name, m in self.captured.items():
-                    hook = lambda mod, args, name=name: capture.__setitem__(
-                        name, args[0].reshape(-1, args[0].shape[-1])
-                    )  # noqa: E731
-                    hooks.append(m.register_forward_pre_hook(hook))
+            hooks = [] if capture is None else [self._hook(capture, name, mask) for name in self.captured]
             try:
-                mask = x >= 0
-                ids = x.clamp(min=0)
-                if self.kind == "decoder":
-                    return self.module(input_ids=ids, attention_mask=mask.long(), use_cache=False).logits.float()
-                out = self.module(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, T, d)
-                if self.pooling == "cls":
-                    return out[:, 0]
-                m = mask.unsqueeze(-1).float()
-                return (out * m).sum(1) / m.sum(1).clamp(min=1)  # mean pooling over real tokens
+                return self._run(x.clamp(min=0), mask)
+            except StopForward:
+                return None
             finally:
                 for h in hooks:
                     h.remove()
+
+    def _hook(self, capture: dict, name: str, mask: torch.Tensor):
+        until = getattr(capture, "until", None)
+
+        def hook(module, args):
+            h = args[0]  # (B, T, in)
+            capture[name] = h[mask] if h.shape[:2] == mask.shape else h.reshape(-1, h.shape[-1])
+            if name == until:
+                raise StopForward
+
+        return self.captured[name].register_forward_pre_hook(hook)
+
+    def _run(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.kind == "decoder":
+            return self.module(input_ids=ids, attention_mask=mask.long(), use_cache=False).logits.float()
+        out = self.module(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, T, d)
+        if self.pooling == "cls":
+            return out[:, 0]
+        m = mask.unsqueeze(-1).float()
+        return (out * m).sum(1) / m.sum(1).clamp(min=1)  # mean pooling over real tokens
 
 
 # ---- text through the model's tokenizer --------------------------------------------------------
@@ -281,6 +292,19 @@ def pooling_mode(folder: Path) -> str:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return "mean"
     return "cls" if isinstance(doc, dict) and doc.get("pooling_mode_cls_token") is True else "mean"
+
+
+def calibration_batch(tok, tokens: int) -> torch.Tensor:
+    """Calibration sentences (seeded, from the training split) until they hold `tokens` real tokens. Only
+    sentences of at most CALIB_SENTENCE_TOKENS are taken, so padding wastes little of the pass."""
+    pool = calibration_sentences(4096)
+    lengths = [len(e.ids) for e in tok.encode_batch(pool)]
+    short = [(s, n) for s, n in zip(pool, lengths, strict=True) if n <= CALIB_SENTENCE_TOKENS]
+    pool, lengths = [s for s, _ in short], [n for _, n in short]
+    total, n = 0, 0
+    while n < len(pool) and total < tokens:
+        total, n = total + lengths[n], n + 1
+    return sentence_batch(tok, pool[:n])
 
 
 def context_length(cfg: dict) -> int:
@@ -378,7 +402,7 @@ def hf_model(folder: Path, base: Model, label: str, memory: int, calib_tokens: i
     else:
         code.pooling = pooling_mode(folder)
         x = sentence_batch(tok, eval_sentences())
-        calib = sentence_batch(tok, calibration_sentences(max(1, calib_tokens // 32)))
+        calib = calibration_batch(tok, calib_tokens)
         task = lambda ref, got: encoder_task(code, x, ref, got)  # noqa: E731
         what = f"embedding cosine ({code.pooling} pooling), Spearman and nearest-neighbour agreement on fixed sentences"
     desc = f"{base.description}; {cfg['model_type']} through transformers, task: {what}"

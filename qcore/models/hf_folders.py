@@ -69,6 +69,8 @@ def write_folder(out: Path, config: dict, tensors: dict[str, torch.Tensor]) -> P
         (tmp / "tokenizer.json").write_text(char_tokenizer_json())
         save_file({k: v.detach().float().contiguous() for k, v in tensors.items()}, str(tmp / "model.safetensors"))
         tmp.chmod(0o755)
+        for f in tmp.iterdir():
+            f.chmod(0o644)  # a shared checkpoint, not a private temp file
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

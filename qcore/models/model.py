@@ -69,6 +69,19 @@ class Model:
         return self.forward is not None and self.calib_inputs is not None
 
 
+class StopForward(Exception):
+    """Raised inside a forward pass once the layer a capture waits for has its input: the rest need not run."""
+
+
+class Capture(dict):
+    """{layer weight name: input (rows, in)} filled by a forward pass; `until` names the layer after whose input
+    the pass may stop (a forward that supports it returns None then; others run to the end)."""
+
+    def __init__(self, until: str | None = None):
+        super().__init__()
+        self.until = until
+
+
 class LazyTensors(Mapping):
     """{name: float32 tensor}, read from a file on each access and never cached; shapes known up front."""
 

@@ -225,11 +225,22 @@ def test_a_model_folder_copied_anywhere_reads_the_same(gpt2_folder, tmp_path):
 # ---- the Llama folder that ships ------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not (LLAMA_FOLDER / "model.safetensors").exists(), reason="the Llama folder is not built")
 def test_the_shipped_llama_runs_and_gptq_beats_rtn():
+    """Measured: FP32 4.0198; rtn 4b g128 +0.0553, gptq 4b g128 +0.0162 (the issue's bar: a third of rtn's)."""
     llama = read_weights(LLAMA_FOLDER)
     assert "llama through transformers" in llama.description
     fp = llama.task(llama.tensors, llama.tensors)["perplexity"]
     rtn = run(llama, "rtn", {"bits": 4, "group_size": 128}).record["task"]["perplexity"]
     gptq = run(llama, "gptq", {"bits": 4, "group_size": 128}).record["task"]["perplexity"]
     assert fp < 10 and gptq - fp <= (rtn - fp) / 3 + 1e-9
+
+
+def test_a_capture_that_waits_for_one_layer_stops_there_with_the_same_input(minilm):
+    from qcore.models.model import Capture
+
+    name = "encoder.layer.2.attention.self.query.weight"
+    full, early = Capture(), Capture(until=name)
+    assert minilm.forward(minilm.tensors, minilm.calib_inputs, full) is not None
+    assert minilm.forward(minilm.tensors, minilm.calib_inputs, early) is None
+    assert torch.equal(early[name], full[name]) and "encoder.layer.5.output.dense.weight" not in early
+    assert early[name].shape == (int((minilm.calib_inputs >= 0).sum()), 384)  # real tokens only, no padding
