@@ -177,10 +177,15 @@ def charlm_task(
     x, targets: (B, T) int64 held-out windows and their next characters. Every position is scored (like
     llama.cpp's perplexity tool, but without dropping the first half of each window).
     """
-    forward = partial(charlm_forward, cfg=cfg)
     with torch.no_grad():
-        ref = F.log_softmax(forward(ref_tensors, x).double(), dim=-1)  # (B, T, V)
-        got = F.log_softmax(forward(tensors, x).double(), dim=-1)  # (B, T, V)
+        return lm_metrics(partial(charlm_forward, cfg=cfg), x, targets, ref_tensors, tensors)
+
+
+def lm_metrics(forward, x: torch.Tensor, targets: torch.Tensor, ref_tensors: Mapping, tensors: Mapping) -> dict:
+    """Perplexity of both, KL(P_ref || P) in nats per token and the same-top-token rate of a language model's
+    forward(tensors, x) -> (B, T, V) logits on windows x and their next tokens (every LM the lab runs uses it)."""
+    ref = F.log_softmax(forward(ref_tensors, x).double(), dim=-1)  # (B, T, V)
+    got = F.log_softmax(forward(tensors, x).double(), dim=-1)  # (B, T, V)
     nll = lambda logp: float(-logp.gather(-1, targets.unsqueeze(-1)).mean())
     return {
         "perplexity": math.exp(nll(got)),

@@ -7,7 +7,6 @@ cosine after the model's pooling, Spearman correlation of all pairwise similarit
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import QcoreError
+from .charlm import lm_metrics, windows
 from .texts import calibration_sentences
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -53,14 +53,14 @@ def decoder_windows(ids: torch.Tensor, window: int, count: int) -> torch.Tensor:
     if len(ids) < window + 2:
         raise QcoreError(f"the evaluation text is only {len(ids)} tokens for this tokenizer")
     starts = torch.linspace(0, len(ids) - window - 1, count).long()
-    return ids[starts.unsqueeze(1) + torch.arange(window + 1)]
+    return windows(ids, starts, window + 1)
 
 
 def random_windows(ids: torch.Tensor, window: int, count: int, seed: int = 1) -> torch.Tensor:
     """(count, window) seeded random windows of `ids`."""
     gen = torch.Generator().manual_seed(seed)
     starts = torch.randint(0, len(ids) - window, (count,), generator=gen)
-    return ids[starts.unsqueeze(1) + torch.arange(window)]
+    return windows(ids, starts, window)
 
 
 def sentence_batch(tok, sentences: list[str]) -> torch.Tensor:
@@ -103,17 +103,7 @@ def context_length(cfg: dict) -> int:
 # ---- task metrics ------------------------------------------------------------------------------
 
 
-def decoder_task(forward: Forward, x: torch.Tensor, targets: torch.Tensor, ref_tensors, tensors) -> dict[str, float]:
-    """Perplexity of both, KL(P_ref || P) in nats per token and the same-top-token rate, on held-out windows."""
-    ref = F.log_softmax(forward(ref_tensors, x).double(), dim=-1)  # (B, T, V)
-    got = F.log_softmax(forward(tensors, x).double(), dim=-1)
-    nll = lambda logp: float(-logp.gather(-1, targets.unsqueeze(-1)).mean())  # noqa: E731
-    return {
-        "perplexity": math.exp(nll(got)),
-        "perplexity_ref": math.exp(nll(ref)),
-        "kl": float((ref.exp() * (ref - got)).sum(-1).mean()),
-        "same_top": float((ref.argmax(-1) == got.argmax(-1)).double().mean()),
-    }
+decoder_task = lm_metrics  # perplexity, KL and same-top: the lab's own LMs and model folders alike
 
 
 def ranks(x: torch.Tensor) -> torch.Tensor:
