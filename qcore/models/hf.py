@@ -111,9 +111,19 @@ def config_params(cfg: dict) -> float:
     return float(layers) * (4 * d * d + mlp) + 2.0 * vocab * d
 
 
+BUILD_LOCK = threading.Lock()  # params_on_meta patches a torch method process-wide: one build at a time
+
+
 @contextmanager
 def params_on_meta():
-    """Build modules with their parameters on the meta device (no memory); buffers stay real on the CPU."""
+    """Build modules with their parameters moved to the meta device as they are registered (each is allocated
+    only for that moment); buffers stay real on the CPU. Holds BUILD_LOCK, so concurrent builds cannot leave
+    the patch behind."""
+    with BUILD_LOCK:
+        yield from _patched_register()
+
+
+def _patched_register():
     register = torch.nn.Module.register_parameter
 
     def on_meta(module, name, param):

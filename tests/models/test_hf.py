@@ -244,3 +244,21 @@ def test_a_capture_that_waits_for_one_layer_stops_there_with_the_same_input(mini
     assert minilm.forward(minilm.tensors, minilm.calib_inputs, early) is None
     assert torch.equal(early[name], full[name]) and "encoder.layer.5.output.dense.weight" not in early
     assert early[name].shape == (int((minilm.calib_inputs >= 0).sum()), 384)  # real tokens only, no padding
+
+
+def test_concurrent_builds_leave_torch_unpatched():
+    import threading
+
+    from qcore.models.hf import build_module
+
+    original = torch.nn.Module.register_parameter
+    cfg = {"model_type": "gpt2", "vocab_size": 96, "n_positions": 32, "n_embd": 16, "n_layer": 2, "n_head": 2}
+    built = []
+    threads = [threading.Thread(target=lambda: built.append(build_module(cfg))) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert torch.nn.Module.register_parameter is original and len(built) == 4
+    assert all(p.is_meta for m in built for p in m.parameters())
+    assert not torch.nn.Linear(2, 2).weight.is_meta
