@@ -10,7 +10,11 @@ is resolved and checked against the folder.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 
 from ..errors import QcoreError
@@ -19,6 +23,7 @@ from ..models.model import Model
 from .budget import check_budget
 from .common import clean_message, confine, roles, tensor_to_float32
 from .hf_folder import hf_folder_model, is_hf_folder
+from .model_folder import unpack_zip
 from .npz_file import npz_model
 from .safetensors_file import parse_json, read_safetensors_header, safetensors_model
 from .storage import load
@@ -27,7 +32,7 @@ from .torch_file import torch_model
 __all__ = ["read_safetensors_header", "read_weights", "read_server_weights", "roles", "server_files", "server_path"]
 
 WEIGHTS_DIR_ENV = "QCORE_WEIGHTS_DIR"  # server-side folder the app may open (off when unset)
-SUFFIXES = (".safetensors", ".index.json", ".pt", ".pth", ".bin", ".npz", ".parquet")
+SUFFIXES = (".safetensors", ".index.json", ".pt", ".pth", ".bin", ".npz", ".parquet", ".zip")
 INDEX_OBJECT_BYTES = 24  # Python bytes per byte of a shard index's JSON, at worst
 
 
@@ -80,7 +85,24 @@ def _read(p: Path, label: str, max_bytes: int | None, root: Path | None) -> Mode
         return npz_model(p, label)
     if suffix.endswith(".parquet"):
         return _parquet_model(p, label)
+    if suffix.endswith(".zip"):
+        return _zip_model(p, label)
     raise QcoreError(f"{label}: unsupported file type; open one of {', '.join(SUFFIXES)}")
+
+
+def _zip_model(p: Path, label: str) -> Model:
+    """A zipped model folder, unpacked (checked as model_folder.unpack_zip checks it) into a temp folder that lives
+    as long as the model, whose safetensors are read lazily from it."""
+    temp = Path(tempfile.mkdtemp(prefix="qcore-zip-"))
+    try:
+        folder, _ = unpack_zip(p, temp / "model", label)
+        model = hf_folder_model(folder, _folder_files(folder, label, None), label, None)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    weakref.finalize(model, shutil.rmtree, temp, ignore_errors=True)
+    atexit.register(shutil.rmtree, temp, ignore_errors=True)
+    return model
 
 
 def _folder_files(folder: Path, label: str, root: Path | None) -> list[Path]:

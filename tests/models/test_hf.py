@@ -109,6 +109,44 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path, capsys):
     assert "the config needs" in line
 
 
+def zipped(folder: Path, path: Path, extra: dict[str, bytes] | None = None, level: int | None = None) -> Path:
+    """`folder` as a zip under a top folder of its own name, plus `extra` members (stored, or deflated at `level`)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if level else zipfile.ZIP_STORED, compresslevel=level) as z:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                z.write(f, f"{folder.name}/{f.relative_to(folder)}")
+        for name, data in (extra or {}).items():
+            z.writestr(name, data)
+    return path
+
+
+def test_a_zipped_folder_runs_from_the_cli_as_the_folder_does(tmp_path, capsys):
+    folder = small_folder(tmp_path, {})
+    capsys.readouterr()
+    outs = []
+    for path in (folder, zipped(folder, tmp_path / "model.zip")):
+        assert main(["run", "--weights", str(path), "--method", "rtn", "--json"]) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+    assert outs[0]["task"] == outs[1]["task"] and outs[0]["task"]["perplexity"] > 1
+    assert outs[0]["weight_cosine"] == outs[1]["weight_cosine"]
+
+
+def test_a_zip_with_a_traversal_member_is_refused_by_the_cli(tmp_path, capsys):
+    path = zipped(small_folder(tmp_path, {}), tmp_path / "evil.zip", {"model/../../config.json": b"{}"})
+    line = refusal(path, capsys)
+    assert "evil.zip" in line and "path-traversal" in line
+
+
+def test_a_zip_bomb_is_refused_by_the_cli_before_it_inflates(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(BUDGET_ENV, str(256 * 2**20))
+    path = zipped(small_folder(tmp_path, {}), tmp_path / "bomb.zip", {"model/extra.safetensors": bytes(2**30)}, 9)
+    assert path.stat().st_size < 4 * 2**20
+    line = refusal(path, capsys)
+    assert "bomb.zip" in line and "zip bomb" in line
+
+
 def test_without_a_tokenizer_it_falls_back_to_weight_metrics(tmp_path, capsys):
     model = read_weights(small_folder(tmp_path, {}, tokenizer=False))
     assert not model.can_run and "no tokenizer.json" in model.description
