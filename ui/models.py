@@ -23,27 +23,34 @@ import streamlit as st
 from qcore import Model, ModelRef, Policy, QcoreError, load_model
 from qcore.api.runs import open_model
 from qcore.format import fmt_bytes
+from qcore.formats.model_folder import save_files, unpack_zip
 from qcore.formats.readers import read_safetensors_header, read_weights, server_files, server_path
 from qcore.models.catalog import listing
 from qcore.models.policy import explain, totals
 from ui.i18n import t
 from ui.uploads import remove_upload, upload_path
 
-UPLOAD_TYPES = ["safetensors", "pt", "pth", "bin", "npz", "parquet"]
 UPLOAD_KEY, SERVER_KEY = "qlab_upload", "qlab_server"
 POLICY_DEFAULTS = {"pol_head": True, "pol_emb": False, "pol_include": "", "pol_exclude": ""}  # = the CLI's
+FOLDER_NAME = "model-folder"  # what a model folder uploaded as separate files is called (its files carry no folder)
+FOLDER_PARTS = (".json", ".txt")  # files that only make sense with the rest of their model folder
+# Any file type is accepted: a folder's README or .gitattributes is skipped and named, and a lone file of an
+# unknown type gets the reader's message listing the types it opens.
 
 
 @dataclass
 class Upload:
-    """The session's current upload: what it was, where its file is, and the model (or why it failed)."""
+    """The session's current upload: what it was, where it is on disk, and the model (or why it failed).
 
-    file_id: str
+    One weight file, one zipped model folder (unpacked), or a model folder's files uploaded together."""
+
+    file_id: tuple[str, ...]
     digest: str
     name: str
-    path: Path | None  # the saved file while a lazy model reads from it; None once nothing of it is on disk
+    path: Path | None  # the saved file or folder while a lazy model reads from it; None once nothing is on disk
     model: Model | None = field(default=None, repr=False)
     error: str | None = None
+    skipped: list[str] = field(default_factory=list)  # uploaded files that are not part of a model folder
 
     @property
     def ref(self) -> ModelRef:
@@ -60,34 +67,68 @@ def read_saved(path: Path, name: str) -> Model:
     try:
         model = read_weights(path, max_bytes=upload_limit(), name=name)
     except BaseException:
-        path.unlink(missing_ok=True)
+        if path.is_file():
+            path.unlink(missing_ok=True)
         raise
-    if not hasattr(model.tensors, "shape_of"):
+    if path.is_file() and not hasattr(model.tensors, "shape_of"):
         path.unlink(missing_ok=True)
     return model
 
 
-def accept_upload(uploaded) -> Upload:
-    """Save and read a st.file_uploader file, once per upload; returns the session's Upload (maybe failed)."""
+def upload_digest(files: list) -> str:
+    """One sha256 for what was uploaded: the file's own, or over the (name, sha256) of each file of a folder."""
+    if len(files) == 1:
+        return hashlib.sha256(files[0].getbuffer()).hexdigest()
+    parts = sorted(f"{f.name}\0{hashlib.sha256(f.getbuffer()).hexdigest()}" for f in files)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def upload_name(files: list) -> str:
+    return files[0].name if len(files) == 1 else FOLDER_NAME
+
+
+def save_upload(files: list, digest: str, name: str) -> tuple[Path, list[str]]:
+    """Write the upload under the session's folder: a file as it is, a zip unpacked into a model folder, several
+    files as one model folder (qcore's model_folder checks). Returns (path, files skipped)."""
+    if len(files) > 1:
+        dest = upload_path(digest, name)
+        return save_files([(f.name, bytes(f.getbuffer())) for f in files], dest, f"the {len(files)} files uploaded")
+    path = upload_path(digest, name)
+    if name.lower().endswith(FOLDER_PARTS):
+        raise QcoreError(
+            f"{name} is one file of a model folder: upload all of the folder's files together "
+            "(config.json, the tokenizer files, the .safetensors weights), or one .zip of the folder"
+        )
+    path.write_bytes(files[0].getbuffer())
+    if not name.lower().endswith(".zip"):
+        return path, []
+    try:
+        return unpack_zip(path, path.parent / "model", name)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def accept_upload(files: list) -> Upload:
+    """Save and read what the uploader holds, once per set of files; returns the session's Upload (maybe failed)."""
+    ids = tuple(f.file_id for f in files)
     up = st.session_state.get(UPLOAD_KEY)
-    if up is not None and up.file_id == uploaded.file_id:
+    if up is not None and up.file_id == ids:
         return up
-    digest = hashlib.sha256(uploaded.getbuffer()).hexdigest()
-    if up is not None and (up.digest, up.name) == (digest, uploaded.name):
-        up.file_id = uploaded.file_id
+    digest, name = upload_digest(files), upload_name(files)
+    if up is not None and (up.digest, up.name) == (digest, name):
+        up.file_id = ids
         return up
     clear_upload()
-    path = upload_path(digest, uploaded.name)
-    path.write_bytes(uploaded.getbuffer())
-    up = Upload(uploaded.file_id, digest, uploaded.name, path)
+    up = Upload(ids, digest, name, None)
     try:
-        up.model = read_saved(path, uploaded.name)
+        up.path, up.skipped = save_upload(files, digest, name)
+        up.model = read_saved(up.path, name)
     except QcoreError as e:
         up.error = str(e)
     finally:
-        if not path.exists():  # read into memory, or refused: nothing of it stays on disk
+        if up.path is None or not up.path.exists():  # read into memory, or refused: nothing of it stays on disk
+            remove_upload(upload_path(digest, name))
             up.path = None
-            remove_upload(path)
     st.session_state[UPLOAD_KEY] = up
     return up
 
@@ -125,7 +166,7 @@ def model_for(ref: ModelRef) -> Model:
         return preset_model(ref.name)
     if ref.kind == "upload":
         up = st.session_state.get(UPLOAD_KEY)
-        if up is None or up.ref != ref or up.model is None or (up.path is not None and not up.path.is_file()):
+        if up is None or up.ref != ref or up.model is None or (up.path is not None and not up.path.exists()):
             raise QcoreError(f"the uploaded file {ref.name} is no longer open in this session; upload it again")
         return up.model
     held = st.session_state.get(SERVER_KEY)
@@ -181,10 +222,13 @@ def stored_dtypes(ref: ModelRef) -> dict[str, str]:
         path = server_path(ref.name)
     else:
         path = None
-    if path is None or not path.is_file() or not path.name.endswith(".safetensors"):
-        return {}
-    header, _ = read_safetensors_header(path)
-    return {k: e["dtype"] for k, e in header.items()}
+    files = sorted(path.glob("*.safetensors")) if path is not None and path.is_dir() else [path]
+    out = {}
+    for file in files:
+        if file is not None and file.is_file() and file.name.endswith(".safetensors"):
+            header, _ = read_safetensors_header(file)
+            out.update((k, e["dtype"]) for k, e in header.items())
+    return out
 
 
 def summary(model: Model, policy: Policy, dtypes: dict[str, str]) -> tuple[pd.DataFrame, dict]:

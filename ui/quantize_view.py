@@ -58,6 +58,8 @@ def results(res: RunResult, model: Model, spec: RunSpec) -> None:
     downloads(res, models.stem(spec.model), spec.method)
     st.caption(t("q_cli"))
     st.code(spec.command_line(), language="bash")
+    if spec.model.kind == "upload" and spec.model.name == models.FOLDER_NAME:
+        st.caption(t("q_cli_folder", name=models.FOLDER_NAME))
 
 
 def level_histogram(res: RunResult, model: Model, rec: dict) -> None:

@@ -108,18 +108,20 @@ def _model_source(offered: Offer) -> ModelRef | None:
 def _upload() -> ModelRef | None:
     limit = fmt_bytes(models.upload_limit())
     uploaded = st.file_uploader(
-        t("sb_upload"), type=models.UPLOAD_TYPES, key="upload", help=t("sb_upload_help", limit=limit)
-    )
-    if uploaded is None:
+        t("sb_upload"), key="upload", help=t("sb_upload_help", limit=limit), accept_multiple_files=True,
+    )  # fmt: skip
+    if not uploaded:
         models.clear_upload()
         st.caption(t("sb_upload_caption", limit=limit))
         return None
-    with st.spinner(t("sb_reading", name=uploaded.name)):
+    with st.spinner(t("sb_reading", name=models.upload_name(uploaded))):
         up = models.accept_upload(uploaded)
     if up.error:
         st.error(t("err_upload", msg=up.error), icon=":material/error:")
         return None
     st.caption(t("sb_upload_ok", params=f"{up.model.params:,}", n=len(up.model.tensors)))
+    if up.skipped:
+        st.caption(t("sb_upload_skipped", names=", ".join(up.skipped)))
     return up.ref
 
 
