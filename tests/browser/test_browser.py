@@ -126,14 +126,15 @@ def cli_cosine(path: Path) -> str:
     return f"{json.loads(out.stdout)['weight_cosine']:.6f}"
 
 
-def upload_in(pg, path: Path) -> None:
-    """Choose 'Upload a file' in the sidebar and give the file input a file (as a person's file picker would)."""
+def upload_in(pg, path: Path | list[str]) -> None:
+    """Choose 'Upload a file' in the sidebar and give the file input a file, or several files together (as a
+    person's file picker would)."""
     sidebar = pg.locator('[data-testid="stSidebar"]')
     choice = sidebar.locator('[data-testid="stRadio"] label').filter(has_text="Upload a file")
     file_input = sidebar.locator('[data-testid="stFileUploader"] input[type="file"]')
     choice.click()  # once: a choice made while the first run finishes must stick
     file_input.wait_for(state="attached")
-    file_input.set_input_files(str(path))
+    file_input.set_input_files(path if isinstance(path, list) else str(path))
 
 
 def test_upload_runs_and_draws_the_sensitivity_heatmap(page, tmp_path):
@@ -305,3 +306,35 @@ def test_report_page_and_language(page):
     page.locator('[data-testid="stMetric"]').filter(has_text="权重余弦").wait_for()
     no_errors(page)
     shot(page, "08-quantize-zh")
+
+
+def test_real_model_folder_upload_gives_the_cli_output_metrics(page):
+    """A Hugging Face folder's files dropped together: the model runs through its own code, and the output metrics
+    the page shows (output cosine, embedding cosine, ranking agreement) are those of the CLI line it shows."""
+    from qcore.format import fmt_cos, fmt_metric
+
+    folder = real_checkpoint().parent
+    files = [str(p) for p in sorted(folder.rglob("*")) if p.is_file()]  # 1_Pooling/config.json arrives as config.json
+    open_page(page, "Quantize", "Quantize a model")
+    upload_in(page, files)
+    page.get_by_role("heading", name="Model: model-folder").wait_for()
+    page.locator('[data-testid="stSidebar"]').get_by_text("left out: ").wait_for()  # README.md, .gitattributes
+    for method in ("int8", "nf4"):
+        choose(page, "Method", method)
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_role("heading", name=f"Results: model-folder · {method}").wait_for()
+        idle(page)
+        line = page.locator('[data-testid="stCode"]').filter(has_text="python -m qcore run").inner_text().strip()
+        assert line.startswith(f"python -m qcore run --weights model-folder --method {method}"), line
+        page.get_by_text("in place of model-folder").wait_for()
+        argv = [sys.executable, "-m", "qcore", *line.split()[3:]]
+        argv[argv.index("model-folder")] = str(folder)
+        cli = json.loads(subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+        assert kpi(page, "Output cosine") == fmt_cos(cli["output_cosine"])
+        assert kpi(page, "Weight cosine") == fmt_cos(cli["weight_cosine"])
+        shown = {v.strip() for v in page.locator('[data-testid="stMetricValue"]').all_inner_texts()}
+        for key in ("embedding_cosine", "spearman", "nn_agreement"):
+            assert fmt_metric(cli["task"][key]) in shown, (key, cli["task"][key], shown)
+        assert cli["task"]["embedding_cosine"] > (0.999 if method == "int8" else 0.9)
+        no_errors(page)
+        shot(page, f"12-minilm-folder-{method}")
