@@ -169,6 +169,9 @@ def charlm_loss(ids: torch.Tensor, cfg: CharLMConfig, tensors: Mapping, step: in
     return F.cross_entropy(logits.reshape(-1, cfg.vocab_size), w[:, 1:].reshape(-1))
 
 
+LOGIT_CHUNK_BYTES = 2**27  # float64 log-probabilities of one model held at once (128 MiB)
+
+
 def charlm_task(
     x: torch.Tensor, targets: torch.Tensor, cfg: CharLMConfig, ref_tensors: Mapping, tensors: Mapping
 ) -> dict[str, float]:
@@ -183,13 +186,27 @@ def charlm_task(
 
 def lm_metrics(forward, x: torch.Tensor, targets: torch.Tensor, ref_tensors: Mapping, tensors: Mapping) -> dict:
     """Perplexity of both, KL(P_ref || P) in nats per token and the same-top-token rate of a language model's
-    forward(tensors, x) -> (B, T, V) logits on windows x and their next tokens (every LM the lab runs uses it)."""
-    ref = F.log_softmax(forward(ref_tensors, x).double(), dim=-1)  # (B, T, V)
-    got = F.log_softmax(forward(tensors, x).double(), dim=-1)  # (B, T, V)
-    nll = lambda logp: float(-logp.gather(-1, targets.unsqueeze(-1)).mean())
+    forward(tensors, x) -> (B, T, V) logits on windows x and their next tokens (every LM the lab runs uses it).
+
+    Windows go through in chunks whose float64 log-probabilities stay under LOGIT_CHUNK_BYTES per model (a real
+    vocabulary of 150k tokens would otherwise need gigabytes); the sums are per token, so chunking changes nothing
+    but the order of additions."""
+    sums = torch.zeros(4, dtype=torch.float64)  # NLL of got, NLL of ref, KL, same top
+    start, step = 0, 1  # one window first, to learn the vocabulary size
+    while start < len(x):
+        xs, ts = x[start : start + step], targets[start : start + step].unsqueeze(-1)
+        ref = F.log_softmax(forward(ref_tensors, xs).double(), dim=-1)  # (b, T, V)
+        got = F.log_softmax(forward(tensors, xs).double(), dim=-1)
+        sums += torch.stack([
+            -got.gather(-1, ts).sum(), -ref.gather(-1, ts).sum(),
+            (ref.exp() * (ref - got)).sum(), (ref.argmax(-1) == got.argmax(-1)).double().sum(),
+        ])  # fmt: skip
+        start += step
+        step = max(1, LOGIT_CHUNK_BYTES // (8 * ref[0].numel()))
+    n = targets.numel()
     return {
-        "perplexity": math.exp(nll(got)),
-        "perplexity_ref": math.exp(nll(ref)),
-        "kl": float((ref.exp() * (ref - got)).sum(-1).mean()),
-        "same_top": float((ref.argmax(-1) == got.argmax(-1)).double().mean()),
+        "perplexity": math.exp(sums[0] / n),
+        "perplexity_ref": math.exp(sums[1] / n),
+        "kl": float(sums[2] / n),
+        "same_top": float(sums[3] / n),
     }

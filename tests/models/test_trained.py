@@ -143,6 +143,30 @@ def test_charlm_int8_keeps_perplexity_and_rtn4_costs_more(charlm, charlm_runs):
     assert math.isfinite(rtn4["perplexity"]) and rtn4["perplexity"] < 2 * rtn4["perplexity_ref"]
 
 
+def test_lm_metrics_in_chunks_equal_one_pass_over_every_window(monkeypatch):
+    """The chunked metrics (one window, then as many as fit LOGIT_CHUNK_BYTES) against the plain formulas over
+    the whole batch at once."""
+    torch.manual_seed(0)
+    B, T, V = 7, 5, 11
+    x, targets = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T))
+    table = {"ref": torch.randn(V, V), "got": torch.randn(V, V)}
+    forward = lambda tensors, xs: tensors["w"][xs]  # noqa: E731  (b, T) -> (b, T, V) logits
+    ref_t, got_t = {"w": table["ref"]}, {"w": table["got"]}
+    ref = torch.log_softmax(table["ref"][x].double(), -1)
+    got = torch.log_softmax(table["got"][x].double(), -1)
+    expected = {
+        "perplexity": math.exp(-got.gather(-1, targets[..., None]).mean()),
+        "perplexity_ref": math.exp(-ref.gather(-1, targets[..., None]).mean()),
+        "kl": float((ref.exp() * (ref - got)).sum(-1).mean()),
+        "same_top": float((ref.argmax(-1) == got.argmax(-1)).double().mean()),
+    }
+    for chunk in (8 * T * V * 2, 2**30):  # two windows per chunk after the first; all at once
+        monkeypatch.setattr(C, "LOGIT_CHUNK_BYTES", chunk)
+        out = C.lm_metrics(forward, x, targets, ref_t, got_t)
+        assert out.keys() == expected.keys()
+        assert all(math.isclose(out[k], expected[k], rel_tol=1e-12) for k in out), (out, expected)
+
+
 def test_the_record_reports_the_task_on_the_dequantized_weights(charlm, charlm_runs):
     quantized = charlm_runs["rtn"].quantized
     assert charlm_runs["rtn"].record["task"] == charlm.task(charlm.tensors, dequantized(quantized))
