@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .analysis.archs import ARCHS, arch_summary
+from .analysis.gpus import GPUS, Overhead
 from .analysis.report import parse_spec, scaling_rows, write_report
 from .api.extrapolate import extrapolate
 from .api.runs import run_spec
@@ -118,6 +119,10 @@ def _extrapolate_parser(sub) -> None:
     e.add_argument("--batch", type=int, default=1, help="sequences of KV cache")
     e.add_argument("--kv-bits", type=int, default=16, choices=(16, 8, 4), help="KV cache precision")
     e.add_argument("--no-accuracy", action="store_true", help="skip the accuracy fit (sizes only)")
+    e.add_argument("--gpu", metavar="NAME", help=f"fit and tokens/s bounds on one of: {', '.join(GPUS)}")
+    over = Overhead()  # activations and framework: pct % of the weights + fixed GiB
+    e.add_argument("--overhead-pct", type=float, help=f"with --gpu: overhead, %% of the weights (default {over.pct:g})")
+    e.add_argument("--overhead-gib", type=float, help=f"with --gpu: fixed overhead, GiB (default {over.fixed_gib:g})")
     e.add_argument("--json", action="store_true")
 
 
@@ -246,10 +251,19 @@ def target_of(args) -> Target:
     return Target("params", int(args.params))
 
 
+def overhead_of(args) -> Overhead:
+    if not args.gpu and (args.overhead_pct is not None or args.overhead_gib is not None):
+        raise QcoreError("--overhead-pct and --overhead-gib set the --gpu what-if: name a GPU with --gpu")
+    default = Overhead()
+    pct = default.pct if args.overhead_pct is None else args.overhead_pct
+    return Overhead(pct, default.fixed_gib if args.overhead_gib is None else args.overhead_gib)
+
+
 def cmd_extrapolate(args) -> int:
     spec = ExtrapolationSpec.make(
         target_of(args), args.method, options_of(args), policy_of(args, EXTRAPOLATE_POLICY),
         context=args.context, batch=args.batch, kv_bits=args.kv_bits, accuracy=not args.no_accuracy,
+        gpu=args.gpu or "", overhead=overhead_of(args),
     )  # fmt: skip
     doc = extrapolate(spec, progress=progress_bar("fitting accuracy on the presets"))
     if args.json:
@@ -277,7 +291,28 @@ def extrapolation_lines(doc: dict) -> list[str]:
             f"[{fmt_cos(a['weight_cosine_low'])}, {fmt_cos(a['weight_cosine_high'])}], "
             f"back-test error {a['backtest_cosine_error']:+.5f}"
         )
-    return lines
+    return lines + (gpu_lines(doc["gpu"]) if "gpu" in doc else [])
+
+
+def gpu_lines(g: dict) -> list[str]:
+    """The GPU what-if: memory needed against the card, then the tokens/s bounds (none where it does not fit)."""
+    over = g["overhead"]
+    need = (
+        f"{g['gpu']} ({g['memory_gib']:g} GiB, {g['bandwidth_gbs']:g} GB/s, {g['tflops']:g} TFLOPS): needs "
+        f"{fmt_bytes(g['needed_bytes'])} = weights {fmt_bytes(g['weights_bytes'])} + KV cache "
+        f"{fmt_bytes(g['kv_bytes'])} + overhead {fmt_bytes(g['overhead_bytes'])} ({over['pct']:g}% + "
+        f"{over['fixed_gib']:g} GiB)"
+    )
+    if not g["fits"]:
+        return [need, f"does not fit: {fmt_bytes(-g['headroom_bytes'])} short"]
+    return [
+        need,
+        f"fits: {fmt_bytes(g['headroom_bytes'])} free",
+        f"decode: at most {g['decode_tokens_per_s']:.1f} tokens/s (upper bound, {g['decode_bound']}-bound: "
+        f"{fmt_bytes(g['read_bytes_per_step'])} read per step)",
+        f"prefill: about {g['prefill_tokens_per_s']:.0f} tokens/s (compute-bound estimate at peak TFLOPS, "
+        f"{g['prefill_flops_per_token'] / 1e9:.2f} GFLOP per token)",
+    ]
 
 
 def cmd_archs(args) -> int:

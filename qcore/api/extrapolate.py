@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from ..analysis.accuracy import AccuracyFit, fit_accuracy, predict_accuracy
 from ..analysis.archs import kv_cache_bytes
+from ..analysis.gpus import get_gpu, gpu_what_if
 from ..analysis.sizing import arch_sizes
 from ..progress import Progress
 from .specs import ExtrapolationSpec
@@ -16,7 +17,8 @@ def extrapolate(spec: ExtrapolationSpec, fit: AccuracyFit | None = None, progres
 
     all_quantized_ratio: the ratio with embeddings and head quantized too (what a codes-only figure suggests);
     kv_cache: {context, batch, kv_bits, bytes}; accuracy (when spec.accuracy): predict_accuracy's figures from
-    `fit`, or from a fit measured here on the presets (fit_accuracy) when none is given.
+    `fit`, or from a fit measured here on the presets (fit_accuracy) when none is given; gpu (when spec.gpu):
+    gpu_what_if's fit and tokens/s for the quantized weights on that card, at the spec's context, batch and KV bits.
     """
     arch = spec.target.resolve()
     options = dict(spec.options)
@@ -27,6 +29,11 @@ def extrapolate(spec: ExtrapolationSpec, fit: AccuracyFit | None = None, progres
         "context": spec.context, "batch": spec.batch, "kv_bits": spec.kv_bits,
         "bytes": kv_cache_bytes(arch, spec.context, spec.batch, spec.kv_bits),
     }  # fmt: skip
+    if spec.gpu:
+        doc["gpu"] = gpu_what_if(
+            arch, doc["quantized_bytes"], doc["bytes_by_kind"], get_gpu(spec.gpu), spec.context, spec.batch,
+            spec.kv_bits, spec.overhead,
+        )  # fmt: skip
     if spec.accuracy:
         fit = fit or fit_accuracy(spec.method, options, progress=progress)
         doc["accuracy"] = predict_accuracy(fit, arch, spec.policy)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..analysis.archs import Arch, arch_from_config, arch_from_params, get_arch
+from ..analysis.gpus import Overhead, get_gpu
 from ..analysis.report import format_spec
 from ..errors import QcoreError
 from ..formats.readers import WEIGHTS_DIR_ENV
@@ -184,11 +185,16 @@ class ExtrapolationSpec:
     batch: int = 1
     kv_bits: int = 16
     accuracy: bool = True
+    gpu: str = ""  # a card of qcore.analysis.gpus.GPUS for the fit and tokens/s what-if; "" for none
+    overhead: Overhead = Overhead()  # the what-if's allowance for activations and framework
 
     @classmethod
     def make(cls, target: Target, method: str, options=None, policy: Policy = EXTRAPOLATE_POLICY, **kv):
-        """Validated: the options against the method's config, the KV cache settings against their ranges."""
+        """Validated: the options against the method's config, the KV cache settings against their ranges, the GPU
+        against the shipped list (its name as listed)."""
         get_method(method).make_config(**dict(options or {}))
+        if kv.get("gpu"):
+            kv["gpu"] = get_gpu(kv["gpu"]).name
         spec = cls(target, method, as_options(options), policy, **kv)
         if spec.context <= 0 or spec.batch <= 0 or spec.kv_bits not in (4, 8, 16):
             raise QcoreError("context and batch must be positive, and the KV dtype 16, 8 or 4 bits")
@@ -200,10 +206,22 @@ class ExtrapolationSpec:
         out += ["--context", str(self.context)] if self.context != 4096 else []
         out += ["--batch", str(self.batch)] if self.batch != 1 else []
         out += ["--kv-bits", str(self.kv_bits)] if self.kv_bits != 16 else []
+        out += gpu_flags(self.gpu, self.overhead)
         return [*out, *([] if self.accuracy else ["--no-accuracy"]), "--json"]
 
     def command_line(self) -> str:
         return render(self.argv())
+
+
+def gpu_flags(gpu: str, overhead: Overhead) -> list[str]:
+    """--gpu and the overhead flags that differ from their defaults (only with a GPU: they set its what-if)."""
+    if not gpu:
+        return []
+    out, default = ["--gpu", gpu], Overhead()
+    out += ["--overhead-pct", repr(float(overhead.pct))] if overhead.pct != default.pct else []
+    return out + (
+        ["--overhead-gib", repr(float(overhead.fixed_gib))] if overhead.fixed_gib != default.fixed_gib else []
+    )
 
 
 @dataclass(frozen=True)
