@@ -20,6 +20,7 @@ from .api.runs import run_spec
 from .api.specs import EXTRAPOLATE_POLICY, RUN_POLICY, ExtrapolationSpec, ModelRef, RunSpec, Target, flag
 from .errors import QcoreError, one_line
 from .format import fmt_bytes, fmt_cos, fmt_db, to_json
+from .labels import option_label
 from .methods.registry import METHODS, get_method
 from .models.catalog import listing, model_names
 from .models.policy import Policy
@@ -132,7 +133,8 @@ def method_option_specs() -> dict[str, dict]:
     for m in METHODS.values():
         for opt in m.options():
             if not opt.fixed:
-                spec = specs.setdefault(opt.name, {"type": opt.type, "help": opt.help, "methods": {}})
+                help_ = option_label(opt.name).described("en")  # the sidebar's English label and help
+                spec = specs.setdefault(opt.name, {"type": opt.type, "help": help_, "methods": {}})
                 spec["methods"][m.name] = opt.default
     return specs
 
@@ -141,7 +143,8 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     """One flag per registry option (--group-size for group_size); unset flags keep each method's default."""
     for name, spec in method_option_specs().items():
         defaults = ", ".join(f"{m} {d}" for m, d in spec["methods"].items())
-        kw: dict = {"default": None, "help": f"{spec['help'] or name}; default {defaults}"}
+        help_ = f"{spec['help']}; default {defaults}".replace("%", "%%")  # argparse formats help with %
+        kw: dict = {"default": None, "help": help_}
         if spec["type"] == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         else:
@@ -334,9 +337,11 @@ def cmd_methods(args) -> int:
     if args.json:
         emit({"methods": doc})
     else:
-        for m in doc:
-            opts = ", ".join(f"{o['name']}={o['default']}" + (" (fixed)" if o["fixed"] else "") for o in m["options"])
-            print(f"{m['name']:6s} {m['summary']}\n       options: {opts}")
+        for m in METHODS.values():
+            print(f"{m.name:6s} {m.summary}")
+            for o in m.options():  # group_size=128  Group size (weights): Weights along a row ...
+                value = f"{o.name}={o.default}" + (" (fixed)" if o.fixed else "")
+                print(f"       {value:22s} {o.label.described('en')}")
     return 0
 
 

@@ -21,6 +21,7 @@ import torch
 from ..errors import QcoreError
 from ..format import fmt_bytes, fmt_cos, fmt_db, fmt_metric, fmt_pct, fmt_ratio, fmt_secs
 from ..formats.storage import count_bytes
+from ..labels import metric_label
 from ..measure.metrics import lloyd_max, quality_band, rd_bound
 from ..measure.pipeline import run
 from ..methods.registry import get_method
@@ -154,6 +155,7 @@ class _Doc:
     t: dict
     groups: dict[str, list[dict]]
     largest: str
+    lang: str  # "en" or "zh"
 
     def band(self, name: str | None) -> str:
         return self.t["bands"].get(name, name)
@@ -167,7 +169,7 @@ class _Doc:
 def render_markdown(rows: list[dict], lang: str = "en") -> str:
     """The report, in the reference report's order, computed from `rows` (records from scaling_rows)."""
     groups = _by_method(rows)
-    doc = _Doc(rows, text(lang), groups, max(rows, key=lambda r: r["params"])["source"])
+    doc = _Doc(rows, text(lang), groups, max(rows, key=lambda r: r["params"])["source"], lang)
     trends = trend_lines(rows, lang)
     sections = (
         _summary(doc), _results(doc), _reference(doc), _findings(doc, trends), _sizes(doc), _memory(doc),
@@ -303,7 +305,8 @@ def _tasks(doc: _Doc) -> list[str]:
         + [fmt_metric(r["task"].get(k)) for k in keys]
         for r in sorted(tasks, key=lambda r: (r["params"], r["source"], r["bpw"]))
     ]
-    return ["", f"## {t['task_title']}", "", t["task_note"], "", _table(t["task_cols"] + keys, body)]
+    heads = [metric_label(k).heading(doc.lang) for k in keys]
+    return ["", f"## {t['task_title']}", "", t["task_note"], "", _table(t["task_cols"] + heads, body)]
 
 
 def _conclusions(doc: _Doc) -> list[str]:

@@ -8,7 +8,6 @@ A method starts with `prepare_weights` (a finite, non-empty (out, in) float32 vi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import field
 
 import torch
 
@@ -22,27 +21,6 @@ FP16_MIN_NORMAL = 2.0**-14
 # machine a threaded op on a small block waits for time slices (10-100x slower measured here).
 ROUND_MAGIC = 1.5 * 2**23
 ROTATION_SEED = 0  # seeds every rotation's signs (they are stored with the codes, so any seed would do)
-
-
-def rotate_option(default: bool = False):
-    """The `rotate` field a method's config shares: the incoherence transform before quantizing."""
-    help_ = (
-        "incoherence: randomized Hadamard rotation of rows and columns first (QuIP#, QuaRot); m + n sign bits stored"
-    )
-    return field(default=default, metadata={"help": help_})
-
-
-def calibrate_option():
-    """The `calibrate` field of a method that takes the layer Hessian where the model has calibration data."""
-    return field(
-        default=False,
-        metadata={"help": "where the model has calibration data, BlockLDLQ feedback from each layer's Hessian"},
-    )
-
-
-def damp_option(default: float = 0.1):
-    """The `damp` field of a method that factors the layer Hessian: added to H's diagonal, a fraction of its mean."""
-    return field(default=default, metadata={"help": "added to H's diagonal, as a fraction of its mean"})
 
 
 def round_(x: torch.Tensor) -> torch.Tensor:

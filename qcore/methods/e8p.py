@@ -9,7 +9,7 @@ float16 scale per row (or group), the m + n rotation signs, and a row padded to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -17,11 +17,8 @@ from ..errors import QcoreError
 from ..progress import Progress
 from .coded import CodedTensor, calibrated_codes, code_with_scales, e8p_coder, pad_columns, start_scales
 from .common import (
-    calibrate_option,
     check_group_size,
-    damp_option,
     prepare_weights,
-    rotate_option,
     rotated,
     rotated_hessian,
     store_scales,
@@ -35,10 +32,10 @@ BLOCK = 8
 
 @dataclass(frozen=True)
 class E8PConfig:
-    group_size: int = field(default=0, metadata={"help": "weights per scale, a multiple of 8; 0 = one per row"})
-    rotate: bool = rotate_option(True)
-    calibrate: bool = calibrate_option()
-    damp: float = damp_option(0.1)
+    group_size: int = 0
+    rotate: bool = True
+    calibrate: bool = False
+    damp: float = 0.1
 
     def __post_init__(self):
         check_group_size(self.group_size)

@@ -22,9 +22,7 @@ from .common import (
     check_bits,
     check_group_size,
     check_scales,
-    damp_option,
     prepare_weights,
-    rotate_option,
     rotated,
     rotated_hessian,
     round_,
@@ -43,15 +41,13 @@ class GPTQConfig:
     closely but generalises worse (held-out top-1 0.972 against 0.974 at 10%, 3-bit g128). One default, here, for
     the library, the CLI and the dashboard."""
 
-    bits: int = field(default=4, metadata={"help": "code width", "choices": CODE_BITS})
-    group_size: int = field(default=128, metadata={"help": "input columns per scale; 0 = per-channel"})
-    sym: bool = field(default=False, metadata={"help": "symmetric (zero fixed at 2**(bits-1)) instead of min-max"})
-    act_order: bool = field(
-        default=True, metadata={"help": "quantize columns in order of decreasing Hessian diagonal (static groups)"}
-    )
-    damp: float = damp_option(0.1)
-    block_size: int = field(default=128, metadata={"help": "columns per lazy batch update (speed only)"})
-    rotate: bool = rotate_option(False)
+    bits: int = field(default=4, metadata={"choices": CODE_BITS})
+    group_size: int = 128
+    sym: bool = False
+    act_order: bool = True
+    damp: float = 0.1
+    block_size: int = 128
+    rotate: bool = False
 
     def __post_init__(self):
         check_bits(self.bits, CODE_BITS)

@@ -27,7 +27,6 @@ from .common import (
     check_group_size,
     check_scales,
     prepare_weights,
-    rotate_option,
     rotated,
     round_,
     with_scale_dtype,
@@ -42,17 +41,14 @@ SHRINK_EPS = 1e-8  # keeps |x| ** (p - 1) finite at x = 0, as HQQ does
 
 @dataclass(frozen=True)
 class HQQConfig:
-    bits: int = field(default=4, metadata={"help": "code width", "choices": CODE_BITS})
-    group_size: int = field(default=64, metadata={"help": "input columns per scale; 0 = per-channel"})
-    iters: int = field(
-        default=20,
-        metadata={"help": "half-quadratic iterations (0 = min-max, the better of its integer and unrounded zero)"},
-    )
-    lp_norm: float = field(default=0.7, metadata={"help": "p of the lp-norm of the error minimised, 0 < p <= 1"})
-    beta: float = field(default=10.0, metadata={"help": "initial weight of the splitting penalty"})
-    kappa: float = field(default=1.01, metadata={"help": "beta grows by this factor each iteration"})
-    optimize_scale: bool = field(default=False, metadata={"help": "refit the scale with the zero (least squares)"})
-    rotate: bool = rotate_option(False)
+    bits: int = field(default=4, metadata={"choices": CODE_BITS})
+    group_size: int = 64
+    iters: int = 20
+    lp_norm: float = 0.7
+    beta: float = 10.0
+    kappa: float = 1.01
+    optimize_scale: bool = False
+    rotate: bool = False
 
     def __post_init__(self):
         check_bits(self.bits, CODE_BITS)

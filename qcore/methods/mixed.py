@@ -26,9 +26,9 @@ FIT_ROUNDS = 8
 
 @dataclass(frozen=True)
 class MixedConfig:
-    target_bpw: float = field(default=2.5, metadata={"help": "budget: file bits per weight, everything counted"})
-    min_bits: int = field(default=2, metadata={"help": "narrowest row width", "choices": SEQ_BITS})
-    max_bits: int = field(default=4, metadata={"help": "widest row width", "choices": SEQ_BITS})
+    target_bpw: float = 2.5
+    min_bits: int = field(default=2, metadata={"choices": SEQ_BITS})
+    max_bits: int = field(default=4, metadata={"choices": SEQ_BITS})
 
     def __post_init__(self):
         if not self.target_bpw > 0:

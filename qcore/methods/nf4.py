@@ -43,14 +43,9 @@ BLOCK_ELEMS = 1 << 20  # weights per row block when choosing codes (bounds the i
 
 @dataclass(frozen=True)
 class NF4Config:
-    group_size: int = field(default=64, metadata={"help": "weights per absmax block; 0 = one block per row"})
-    double_quant: bool = field(
-        default=False,
-        metadata={"help": "quantize the absmax scales too: 8-bit dynamic code, blocks of 256 (QLoRA's DQ)"},
-    )
-    bits: int = field(
-        default=4, metadata={"help": "code width (NF4 is a 4-bit code book)", "choices": (4,), "fixed": True}
-    )
+    group_size: int = 64
+    double_quant: bool = False
+    bits: int = field(default=4, metadata={"choices": (4,), "fixed": True})
 
     def __post_init__(self):
         check_group_size(self.group_size)

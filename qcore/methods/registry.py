@@ -12,9 +12,10 @@ A method that allocates across tensors (mixed) or trains the model (seq's QAT) a
 
     quantize_model(job: ModelJob, cfg) -> {name: Quantized, or a tensor kept (or trained) in FP16}
 
-Defaults live once, in the config dataclass: a field's metadata carries its help text, its choices and whether
-the method fixes it. The registry validates options, stamps every result with the method's name and its
-config (as a dict), and lists the options for every surface.
+Defaults live once, in the config dataclass: a field's metadata carries its choices and whether the method fixes
+it. What a person reads about an option (label, unit, one-line definition, in English and Chinese) lives once, in
+qcore/labels.json, keyed by the option's name. The registry validates options, stamps every result with the
+method's name and its config (as a dict), and lists the options for every surface.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 
 from ..errors import QcoreError
+from ..labels import Label, option_label
 from ..progress import Progress
 from .contract import ModelJob
 from .e8p import E8PConfig, quantize_e8p
@@ -48,12 +50,22 @@ class Option:
     name: str
     type: str  # "int", "float" or "bool"
     default: Any
-    help: str
     choices: tuple | None  # the allowed values, where the config lists them
     fixed: bool  # the method pins it; the user may not change it
+    label: Label  # what a person reads: label, unit and definition in English and Chinese (qcore/labels.json)
+
+    @property
+    def help(self) -> str:
+        """The one-line English definition (the CLI's help text)."""
+        return self.label.definition("en")
 
     def as_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "choices": list(self.choices) if self.choices else None}
+        """Name, type, default, choices, fixed, and the English label, unit and help, with the Chinese under zh."""
+        text = lambda lang: {  # noqa: E731
+            "label": self.label.title(lang), "unit": self.label.unit_of(lang), "help": self.label.definition(lang)
+        }  # fmt: skip
+        plain = {k: getattr(self, k) for k in ("name", "type", "default", "fixed")}
+        return {**plain, "choices": list(self.choices) if self.choices else None, **text("en"), "zh": text("zh")}
 
 
 def config_dict(cfg) -> dict:
@@ -123,16 +135,16 @@ class Method:
         return self.config_cls()
 
     def options(self) -> list[Option]:
-        """Each option's name, type, default, help, choices and whether it is fixed."""
+        """Each option's name, type, default, choices, whether it is fixed, and its label (qcore/labels.json)."""
         base = self.defaults()
         return [
             Option(
                 f.name,
                 type(getattr(base, f.name)).__name__,
                 getattr(base, f.name),
-                f.metadata.get("help", ""),
                 tuple(f.metadata["choices"]) if "choices" in f.metadata else None,
                 bool(f.metadata.get("fixed")),
+                option_label(f.name, self.name),
             )
             for f in dataclasses.fields(self.config_cls)
         ]

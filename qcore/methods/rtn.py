@@ -13,7 +13,6 @@ from .common import (
     check_group_size,
     check_scales,
     prepare_weights,
-    rotate_option,
     rotated,
     with_scale_dtype,
 )
@@ -26,14 +25,11 @@ FIXED = {"fixed": True}
 
 @dataclass(frozen=True)
 class RTNConfig:
-    bits: int = field(default=4, metadata={"help": "code width", "choices": CODE_BITS})
-    group_size: int = field(default=0, metadata={"help": "input columns per scale; 0 = per-channel"})
-    sym: bool = field(
-        default=False,
-        metadata={"help": "symmetric: zero fixed at 2**(bits-1), all 2**bits levels (Q4_0-style), instead of min-max"},
-    )
-    clip: bool = field(default=False, metadata={"help": "search the range shrink that minimises each group's MSE"})
-    rotate: bool = rotate_option(False)
+    bits: int = field(default=4, metadata={"choices": CODE_BITS})
+    group_size: int = 0
+    sym: bool = False
+    clip: bool = False
+    rotate: bool = False
 
     def __post_init__(self):
         check_bits(self.bits, CODE_BITS)
@@ -49,22 +45,22 @@ class RTNConfig:
 class Int8Config(RTNConfig):
     """The reference report's PTQ INT8: 8-bit, per-channel, symmetric. Every option is fixed."""
 
-    bits: int = field(default=8, metadata={"help": "code width", "choices": CODE_BITS, **FIXED})
-    group_size: int = field(default=0, metadata={"help": "input columns per scale; 0 = per-channel", **FIXED})
-    sym: bool = field(default=True, metadata={"help": "symmetric", **FIXED})
-    clip: bool = field(default=False, metadata={"help": "clipping search", **FIXED})
-    rotate: bool = field(default=False, metadata={"help": "incoherence rotation", **FIXED})
+    bits: int = field(default=8, metadata={"choices": CODE_BITS, **FIXED})
+    group_size: int = field(default=0, metadata=FIXED)
+    sym: bool = field(default=True, metadata=FIXED)
+    clip: bool = field(default=False, metadata=FIXED)
+    rotate: bool = field(default=False, metadata=FIXED)
 
 
 @dataclass(frozen=True)
 class Int2Config(RTNConfig):
     """The reference report's PTQ INT2: 2-bit, per-channel, asymmetric min-max. Every option is fixed."""
 
-    bits: int = field(default=2, metadata={"help": "code width", "choices": CODE_BITS, **FIXED})
-    group_size: int = field(default=0, metadata={"help": "input columns per scale; 0 = per-channel", **FIXED})
-    sym: bool = field(default=False, metadata={"help": "symmetric", **FIXED})
-    clip: bool = field(default=False, metadata={"help": "clipping search", **FIXED})
-    rotate: bool = field(default=False, metadata={"help": "incoherence rotation", **FIXED})
+    bits: int = field(default=2, metadata={"choices": CODE_BITS, **FIXED})
+    group_size: int = field(default=0, metadata=FIXED)
+    sym: bool = field(default=False, metadata=FIXED)
+    clip: bool = field(default=False, metadata=FIXED)
+    rotate: bool = field(default=False, metadata=FIXED)
 
 
 def _clip_qparams(Wg: torch.Tensor, bits: int, sym: bool, scale_dtype) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,13 +26,11 @@ BLOCK_ELEMS = 1 << 18
 
 @dataclass(frozen=True)
 class SEQConfig:
-    bits: int = field(
-        default=2, metadata={"help": "code width; levels are the half-integers times scale", "choices": SEQ_BITS}
-    )
-    group_size: int = field(default=64, metadata={"help": "input columns per scale; 0 = per-channel"})
-    refine: int = field(default=4, metadata={"help": "alternating least-squares rounds after the grid search"})
-    qat_steps: int = field(default=200, metadata={"help": "QAT steps where the model can be trained (0 = PTQ only)"})
-    qat_lr: float = field(default=1e-4, metadata={"help": "QAT learning rate (Adam)"})
+    bits: int = field(default=2, metadata={"choices": SEQ_BITS})
+    group_size: int = 64
+    refine: int = 4
+    qat_steps: int = 200
+    qat_lr: float = 1e-4
 
     def __post_init__(self):
         check_bits(self.bits, SEQ_BITS, "seq bits")

@@ -23,10 +23,7 @@ from ..errors import QcoreError
 from ..progress import Progress
 from .coded import CodedTensor, calibrated_codes, code_with_scales, pad_columns, start_scales, trellis_coder
 from .common import (
-    calibrate_option,
-    damp_option,
     prepare_weights,
-    rotate_option,
     rotated,
     rotated_hessian,
     store_scales,
@@ -41,12 +38,10 @@ STATE_BITS = tuple(range(6, 13))  # L offered: 6 .. 12 (14 and 16 are exact too,
 
 @dataclass(frozen=True)
 class TrellisConfig:
-    L: int = field(
-        default=10, metadata={"help": "trellis state bits (more: lower error, slower)", "choices": STATE_BITS}
-    )
-    rotate: bool = rotate_option(True)
-    calibrate: bool = calibrate_option()
-    damp: float = damp_option(0.1)
+    L: int = field(default=10, metadata={"choices": STATE_BITS})
+    rotate: bool = True
+    calibrate: bool = False
+    damp: float = 0.1
 
     def __post_init__(self):
         if self.L not in range(MIN_L, MAX_L + 1) or self.L <= K:
