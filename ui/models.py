@@ -24,7 +24,7 @@ from qcore import Model, ModelRef, Policy, QcoreError, load_model
 from qcore.api.runs import open_model
 from qcore.format import fmt_bytes
 from qcore.formats.model_folder import save_files, unpack_zip
-from qcore.formats.readers import read_safetensors_header, read_weights, server_files, server_path
+from qcore.formats.readers import read_safetensors_header, read_weights, server_files, server_path, server_stamp
 from qcore.models.catalog import listing
 from qcore.models.policy import explain, totals
 from ui.i18n import t
@@ -145,8 +145,7 @@ def server_choices() -> list[str]:
 
 
 def server_ref(relative: str) -> ModelRef:
-    stat = server_path(relative).stat()
-    return ModelRef("server", relative, f"{stat.st_size}:{stat.st_mtime_ns}")
+    return ModelRef("server", relative, server_stamp(relative))
 
 
 def catalog() -> dict[str, int]:

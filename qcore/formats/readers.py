@@ -29,7 +29,10 @@ from .safetensors_file import parse_json, read_safetensors_header, safetensors_m
 from .storage import load
 from .torch_file import torch_model
 
-__all__ = ["read_safetensors_header", "read_weights", "read_server_weights", "roles", "server_files", "server_path"]
+__all__ = [
+    "read_safetensors_header", "read_weights", "read_server_weights", "roles", "server_files", "server_path",
+    "server_stamp",
+]  # fmt: skip
 
 WEIGHTS_DIR_ENV = "QCORE_WEIGHTS_DIR"  # server-side folder the app may open (off when unset)
 SUFFIXES = (".safetensors", ".index.json", ".pt", ".pth", ".bin", ".npz", ".parquet", ".zip")
@@ -187,13 +190,24 @@ def read_server_weights(relative: str, max_bytes: int | None = None) -> Model:
 
 
 def server_files() -> list[str]:
-    """Weight files under QCORE_WEIGHTS_DIR (relative names), or [] when the folder is off."""
+    """Weight files and model folders under QCORE_WEIGHTS_DIR (relative names, a folder's ending in '/'), or []
+    when the folder is off. A model folder (config.json beside .safetensors) is one entry: its files are not listed
+    on their own."""
     root = os.environ.get(WEIGHTS_DIR_ENV)
     if not root or not Path(root).is_dir():
         return []
     base = Path(root).resolve()
-    return sorted(
-        str(p.relative_to(base))
-        for p in base.rglob("*")
-        if p.is_file() and p.name.lower().endswith(SUFFIXES) and Path(os.path.realpath(p)).is_relative_to(base)
-    )  # a link that leads outside would only be refused
+    inside = lambda p: Path(os.path.realpath(p)).is_relative_to(base)  # noqa: E731  a link leading out is refused
+    folders = [c.parent for c in base.rglob("config.json") if any(c.parent.glob("*.safetensors")) and inside(c.parent)]
+    files = [
+        p for p in base.rglob("*")
+        if p.is_file() and p.name.lower().endswith(SUFFIXES) and inside(p) and not any(p.is_relative_to(f) for f in folders)
+    ]  # fmt: skip
+    return sorted([f"{f.relative_to(base)}/" for f in folders if f != base] + [str(p.relative_to(base)) for p in files])
+
+
+def server_stamp(relative: str) -> str:
+    """What changes when a server file or model folder changes: size and mtime (a folder's: over its files)."""
+    path = server_path(relative)
+    stats = [p.stat() for p in sorted(path.rglob("*")) if p.is_file()] if path.is_dir() else [path.stat()]
+    return f"{sum(s.st_size for s in stats)}:{max((s.st_mtime_ns for s in stats), default=0)}"

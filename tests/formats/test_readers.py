@@ -325,3 +325,20 @@ def test_server_listing_leaves_out_links_that_lead_outside(tmp_path, monkeypatch
     (root / "alias.safetensors").symlink_to(root / "in.safetensors")
     monkeypatch.setenv("QCORE_WEIGHTS_DIR", str(root))
     assert server_files() == ["alias.safetensors", "in.safetensors"]
+
+
+def test_a_model_folder_in_the_server_folder_is_one_entry_that_runs(tmp_path, monkeypatch):
+    from qcore.formats.readers import server_stamp
+    from tests.models.test_hf import small_folder
+
+    root = tmp_path / "weights"
+    root.mkdir()
+    folder = small_folder(root, {})  # root/model: config.json, model.safetensors, tokenizer.json
+    save_file({"w": torch.ones(2, 2)}, root / "loose.safetensors")
+    monkeypatch.setenv("QCORE_WEIGHTS_DIR", str(root))
+    assert server_files() == ["loose.safetensors", "model/"]  # the folder's own files are not listed on their own
+    model = read_server_weights("model/")
+    assert model.name == "model" and model.can_run and model.task is not None
+    before = server_stamp("model/")
+    (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes() + b" ")
+    assert server_stamp("model/") != before  # a file of the folder changed: a new key for every cache
