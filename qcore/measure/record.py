@@ -9,7 +9,8 @@ import torch
 from ..formats.storage import ArtifactStats
 from ..methods.quant import Quantized, QuantizedTensor
 from ..models.model import Model
-from .metrics import ErrorSums, cosine, limits, predicted_cosine, quality_band, range_in_std
+from .metrics import ErrorSums, cosine, limits, predicted_cosine, range_in_std
+from .verdict import verdict
 
 SYNTH_COLUMNS = 32  # inputs x ~ N(0, I) per layer for the synthetic-input output cosine
 ROW_BLOCK = 1 << 22  # weights per block when a quantized tensor is measured without a full W_hat
@@ -103,9 +104,18 @@ class Measure:
             "range_std": sum(la["range_std"] * la["params"] for la in self.layers) / qp if qp else None,
             "layers": self.layers,
         }
-        rec["quality"] = quality_band(rec["weight_cosine"])
+        judged = verdict(rec["weight_cosine"], rec["task"])  # task metrics where the model has them
+        rec.update(quality=judged.band, quality_basis=judged.basis, quality_evidence=judged.evidence)
+        rec["theoretical_file_ratio"] = theoretical_file_ratio(self.params, stats)
         rec["limits"] = limits(rec["payload_meta_bpw"], rec["sqnr_db"])  # codes and scales per quantized weight
         return rec
+
+
+def theoretical_file_ratio(params: int, stats: ArtifactStats) -> float | None:
+    """FP16 bytes of every weight / (packed codes + the tensors kept in FP16): the whole file's ratio with no scales
+    and no container. Beside the codes-only 16 / payload bits, it shows what the tensors the policy keeps cost."""
+    bare = stats.payload_bytes + stats.passthrough_bytes
+    return 2 * params / bare if bare else None
 
 
 def row_blocks(W: torch.Tensor, item: Quantized, W_hat: torch.Tensor | None):
