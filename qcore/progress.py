@@ -2,8 +2,9 @@
 
     progress(done, total, label)
 
-`done` of `total` steps are finished and `label` names what the step was. Callers draw it (the CLI's stderr
-bar, the dashboard's st.progress); qcore only reports.
+`done` of `total` steps are finished and `label` names the step now running: a loop reports before each step's
+work, not after it, so a slow step is named while it runs. Callers draw it (the CLI's stderr bar, the dashboard's
+status); qcore only reports.
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ def sweep(
     """Run each (method, options) on one model; returns one record per spec, in order."""
     records = []
     for i, (method, options) in enumerate(specs):
+        if progress:  # before the work: the label names the configuration now running
+            progress(i, len(specs), f"{method} {options}")
         records.append(run(model, method, options, policy).record)
-        if progress:
-            progress(i + 1, len(specs), f"{method} {options}")
     return records
 
 

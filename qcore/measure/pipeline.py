@@ -23,6 +23,7 @@ from ..progress import Progress
 from .record import Measure
 
 Item = Quantized | torch.Tensor  # what a run stores for a tensor: its quantization, or the tensor kept in FP16
+MEASURING = "measuring outputs on held-out data"  # the label of a run's last step, where the model can run
 
 
 @dataclass
@@ -79,6 +80,8 @@ def quantize_items(
         W = model.tensors[name]
         item = W
         if policy.selects(name, W, model):
+            if progress:  # before the work: the label names the tensor now being quantized
+                progress(i, len(names), name)
             inner = progress and (lambda _d, _t, what, i=i, name=name: progress(i, len(names), f"{name}: {what}"))
             with clock:
                 H = layer_hessian(model, current, name) if current is not None else None
@@ -86,8 +89,6 @@ def quantize_items(
             if current is not None:
                 current[name] = item.dequantize()
         yield name, W, item
-        if progress:
-            progress(i + 1, len(names), name)
 
 
 def _quantize_one(method: Method, W: torch.Tensor, cfg, name: str, H: torch.Tensor | None, progress) -> Quantized:
@@ -103,10 +104,10 @@ def _whole_model(model: Model, method: Method, cfg, policy: Policy, progress, cl
     for name, W in selected.items():
         check_finite(W, name)
     in_order = lambda items: count_bytes({n: items[n] for n in model.tensors if n in items})  # noqa: E731
+    if progress:  # the method reports its own steps from here on
+        progress(0, len(model.tensors), f"{method.name}: {len(selected)} tensors at once")
     with clock:
         done = method.quantize_model(ModelJob(model, selected, kept, in_order, progress), cfg)
-    if progress:
-        progress(len(model.tensors), len(model.tensors), "all tensors")
     return done
 
 
@@ -152,6 +153,9 @@ def run(
             else:
                 del W, item
                 release_memory()
+    if progress:  # the last step: the model's outputs and task metrics (or the weights' figures alone)
+        n = len(model.tensors)
+        progress(n, n, MEASURING if measure.keep_approx else "measuring the weights")
     record = measure.record(writer.stats, baseline.stats.file_bytes)
     record.update(
         method=method,

@@ -10,6 +10,7 @@ tightened until it fits.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -19,7 +20,7 @@ from ..progress import Progress
 from .common import as_matrix
 from .contract import ModelJob
 from .quant import MixedTensor, QuantizedTensor
-from .seq import SEQ_BITS, SEQConfig, quantize_seq
+from .seq import SEQ_BITS, SEQConfig, half_zero, quantize_seq
 
 FIT_ROUNDS = 8
 
@@ -109,6 +110,30 @@ def quantize_mixed(
     return _assemble(c, _allocate([c], cfg, budget)[0])
 
 
+def floor_items(shapes: dict[str, tuple[int, ...]], bits: int) -> dict[str, MixedTensor]:
+    """Every row of every tensor at `bits` with one float16 scale per row: the smallest file mixed can make.
+
+    Codes and scales are placeholders (zeros, ones): without a codec the file's size does not depend on them. A run
+    may still store a tensor's scales in float32 (outside float16's range), so this is a lower bound.
+    """
+    out = {}
+    for name, shape in shapes.items():
+        rows, cols = shape[0], math.prod(shape[1:])
+        part = QuantizedTensor(
+            torch.zeros(rows, cols, dtype=torch.uint8), torch.ones(rows, 1, dtype=torch.float16),
+            torch.full((1, 1), half_zero(bits), dtype=torch.float16), bits, 0, (rows, cols),
+        )  # fmt: skip
+        out[name] = MixedTensor(torch.full((rows,), bits, dtype=torch.uint8), {bits: part}, shape)
+    return out
+
+
+def below_floor(cfg: MixedConfig, floor_bpw: float) -> QcoreError:
+    return QcoreError(
+        f"target_bpw {cfg.target_bpw} is below the smallest file this model allows at {cfg.min_bits} bits: "
+        f"{floor_bpw:.3f} bits per weight"
+    )
+
+
 def quantize_mixed_model(job: ModelJob, cfg: MixedConfig) -> dict[str, MixedTensor]:
     """Allocate widths across all selected tensors so the whole artifact file meets target_bpw.
 
@@ -118,7 +143,16 @@ def quantize_mixed_model(job: ModelJob, cfg: MixedConfig) -> dict[str, MixedTens
     params = sum(t.numel() for t in selected.values()) + sum(t.numel() for t in others.values())
     target_bytes = cfg.target_bpw * params / 8
     names = list(selected)
-    cands = [_candidates(selected[n], cfg) for n in names]
+    lowest = job.file_bytes({**others, **floor_items({n: tuple(W.shape) for n, W in selected.items()}, cfg.min_bits)})
+    if lowest > target_bytes:  # refused before any tensor is quantized (float16 scales: the smallest file)
+        raise below_floor(cfg, 8 * lowest / params)
+    cands = []
+    for i, n in enumerate(names):
+        if job.progress:
+            job.progress(i, len(names), f"{n}: every row at {cfg.min_bits}-{cfg.max_bits} bits")
+        cands.append(_candidates(selected[n], cfg))
+    if job.progress:
+        job.progress(len(names), len(names), f"allocating widths for {cfg.target_bpw} bits per weight")
 
     def file_bytes(widths: list[torch.Tensor]) -> tuple[int, dict]:
         items = {n: _assemble(c, w) for n, c, w in zip(names, cands, widths, strict=True)}
@@ -127,10 +161,7 @@ def quantize_mixed_model(job: ModelJob, cfg: MixedConfig) -> dict[str, MixedTens
     floor = [torch.full((c.err[cfg.min_bits].shape[0],), cfg.min_bits, dtype=torch.uint8) for c in cands]
     smallest, items = file_bytes(floor)
     if smallest > target_bytes:
-        raise QcoreError(
-            f"target_bpw {cfg.target_bpw} is below the smallest file this model allows at {cfg.min_bits} bits: "
-            f"{8 * smallest / params:.3f} bits per weight"
-        )
+        raise below_floor(cfg, 8 * smallest / params)
     budget = 8 * (target_bytes - smallest)  # payload bits available for upgrades
     step = max(c.in_features for c in cands)  # the dearest single upgrade
     for _ in range(FIT_ROUNDS):

@@ -29,6 +29,16 @@ def fake_quant_seq(W: torch.Tensor, scale: torch.Tensor, bits: int, group_size: 
     return (v_q * scale.unsqueeze(-1)).reshape(out, -1)[:, :n]  # (out, in)
 
 
+def ptq_seq(job: ModelJob, cfg: SEQConfig) -> dict[str, QuantizedTensor]:
+    """SEQ's post-training scales for every selected tensor, reporting the tensor about to be searched."""
+    out = {}
+    for i, (name, W) in enumerate(job.selected.items()):
+        if job.progress:
+            job.progress(i, len(job.selected), f"PTQ scale search: {name}")
+        out[name] = quantize_seq(W, cfg)
+    return out
+
+
 def qat_seq(job: ModelJob, cfg: SEQConfig) -> dict[str, QuantizedTensor | torch.Tensor]:
     """SEQ with `cfg.qat_steps` steps of QAT on model.loss; PTQ alone when the model cannot train.
 
@@ -36,7 +46,7 @@ def qat_seq(job: ModelJob, cfg: SEQConfig) -> dict[str, QuantizedTensor | torch.
     are stored like SEQ's: float16 where they fit, else float32. Kept tensors come back trained, in their dtype.
     """
     selected, kept, model = job.selected, job.kept, job.model
-    ptq = {name: quantize_seq(W, cfg) for name, W in selected.items()}
+    ptq = ptq_seq(job, cfg)
     if cfg.qat_steps == 0 or model.loss is None:
         return ptq
     weights = {n: as_matrix(W).float().clone().requires_grad_(True) for n, W in selected.items()}
@@ -44,7 +54,11 @@ def qat_seq(job: ModelJob, cfg: SEQConfig) -> dict[str, QuantizedTensor | torch.
     extras = {n: t.float().clone().requires_grad_(t.is_floating_point()) for n, t in kept.items()}
     params = list(weights.values()) + [t for t in extras.values() if t.requires_grad]
     opt = torch.optim.Adam([{"params": params, "lr": cfg.qat_lr}, {"params": list(scales.values()), "lr": cfg.qat_lr}])
+    loss = None
     for step in range(cfg.qat_steps):
+        if job.progress:  # before the step: the label names the step now running, with the last step's loss
+            last = f", loss {loss.item():.4f}" if loss is not None else ""
+            job.progress(step, cfg.qat_steps, f"QAT step {step + 1} of {cfg.qat_steps}{last}")
         tensors = dict(extras)
         for n, W in weights.items():
             tensors[n] = fake_quant_seq(W, scales[n], cfg.bits, cfg.group_size).reshape(selected[n].shape)
@@ -57,8 +71,6 @@ def qat_seq(job: ModelJob, cfg: SEQConfig) -> dict[str, QuantizedTensor | torch.
         with torch.no_grad():
             for s in scales.values():
                 s.clamp_(min=FP16_MIN_NORMAL)
-        if job.progress:
-            job.progress(step + 1, cfg.qat_steps, f"QAT step {step + 1}, loss {loss.item():.4f}")
     out: dict[str, QuantizedTensor | torch.Tensor] = {}
     with torch.no_grad():
         for n, W in weights.items():
