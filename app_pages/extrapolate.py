@@ -6,6 +6,7 @@ import streamlit as st
 from qcore import Policy, Target
 from ui import extrap
 from ui import extrap_figures as xfig
+from ui import extrap_memory as xmem
 from ui.cache import with_progress
 from ui.guard import guarded, remember_run
 from ui.i18n import choice_labels, t
@@ -63,8 +64,10 @@ result = guarded(with_progress, extrap.extrapolate, t("x_progress"), last, _hint
 rows = result["rows"]
 
 st.subheader(t("x_sizes"))
-table(extrap.sizes_frame(rows), key="x_table")
+sizes = extrap.sizes_frame(rows)
+table(sizes, key="x_table")
 st.caption(t("x_sizes_caption"))
+xmem.csv_button(sizes, "x_csv_sizes", "extrapolate-sizes.csv", "x_csv_sizes")
 for line in extrap.explanations(rows):
     st.markdown(line)
 st.plotly_chart(xfig.sizes_by_kind(rows), key="x_kind_chart")
@@ -78,31 +81,28 @@ metric = st.segmented_control(
 st.plotly_chart(xfig.accuracy_fit(result["fits"], result["archs"], last.policy, metric), key="x_fit_chart")
 st.markdown("\n".join(f"- {line}" for line in extrap.backtest_lines(result["fits"])))
 st.caption(t("x_fit_caption"))
+xmem.csv_button(
+    extrap.accuracy_frame(rows, result["fits"]), "x_csv_accuracy", "extrapolate-accuracy.csv", "x_csv_accuracy"
+)
 
 st.subheader(t("x_memory"))
-c1, c2, c3, c4, c5 = st.columns(5)
-context = c1.number_input(t("x_context"), 1, 10_000_000, 4096, 1024, key="x_context", persist_state="session")
-batch = c2.number_input(t("x_batch"), 1, 4096, 1, key="x_batch", persist_state="session")
-kv_bits = c3.segmented_control(
-    t("x_kv"), [16, 8, 4], default=16, required=True, key="x_kv", persist_state="session",
-    format_func={16: "FP16", 8: "8-bit", 4: "4-bit"}.get,
-)  # fmt: skip
-pct = c4.number_input(
-    t("x_over_pct"), 0.0, 200.0, 10.0, 5.0, key="x_over_pct", help=t("x_over_help"), persist_state="session"
-)
-fixed = c5.number_input(
-    t("x_over_gib"), 0.0, 64.0, 0.5, 0.25, key="x_over_gib", help=t("x_over_help"), persist_state="session"
-)
-memory = guarded(extrap.memory_frame, result, int(context), int(batch), int(kv_bits), pct, fixed)
-table(memory, key="x_memory_table")
-st.caption(t("x_memory_caption", pct=f"{pct:g}", fixed=f"{fixed:g}"))
+what_if = xmem.what_if_inputs()
+memory = guarded(xmem.memory_frame, result, what_if)
+xmem.show_memory(memory, key="x_memory_table")
+over = what_if.overhead
+st.caption(t("x_memory_caption", pct=f"{over.pct:g}", fixed=f"{over.fixed_gib:g}"))
+for line in xmem.gpu_notes(what_if):
+    st.caption(line)
+xmem.csv_button(memory, "x_csv_memory", "extrapolate-memory.csv", "x_csv_memory")
 
 pairs = extrap.reference_rows(rows)
 if pairs:
     st.subheader(t("x_reference"))
-    table(extrap.reference_frame(pairs), key="x_reference_table")
+    reference = extrap.reference_frame(pairs)
+    table(reference, key="x_reference_table")
     for line in extrap.reference_notes(pairs):
         st.markdown(f"- {line}")
     st.caption(t("x_reference_caption"))
+    xmem.csv_button(reference, "x_csv_reference", "extrapolate-reference.csv", "x_csv_reference")
 with st.expander(t("x_cli")):
-    st.code(extrap.cli_lines(rows, int(context), int(batch), int(kv_bits)), language="bash")
+    st.code(xmem.cli_lines(rows, what_if), language="bash")

@@ -16,17 +16,16 @@ import streamlit as st
 
 from qcore import METHODS, ExtrapolationSpec, Policy, QcoreError, Target, get_method
 from qcore.analysis.accuracy import AccuracyFit, fit_accuracy
-from qcore.analysis.archs import ARCHS, kv_cache_bytes
+from qcore.analysis.archs import ARCHS
 from qcore.analysis.reference import REFERENCE_PREDICTIONS
 from qcore.api.extrapolate import extrapolate as qcore_extrapolate
 from qcore.api.specs import MethodSpec, as_options
-from qcore.format import GIB, fmt_bytes, fmt_cos, fmt_pct, fmt_ratio
+from qcore.format import fmt_bytes, fmt_cos, fmt_pct, fmt_ratio
 from ui.cache import CALLS
 from ui.i18n import t
 from ui.sidebar import method_options
 from ui.tables import spec_label
 
-BUDGETS_GIB = (8, 16, 24, 80)
 DEFAULT_ARCHS = ["Qwen3-0.6B", "LLaMA-7B"]
 DEFAULT_METHODS = ["int8", "int2", "rtn 4b g128"]
 RTN_CHOICES = {"rtn 2b g128": (2, 128), "rtn 3b g128": (3, 128), "rtn 4b g128": (4, 128), "rtn 4b g64": (4, 64),
@@ -78,20 +77,27 @@ def extrapolate(job: ExtrapolationRun, _progress=None) -> dict:
     """
     CALLS["extrapolate"] += 1
     targets, specs, policy = job.targets, job.specs, job.policy
-    archs = {arch.name: arch for arch in (target.resolve() for target in targets)}
+    resolved = [target.resolve() for target in targets]
+    archs = {arch.name: arch for arch in resolved}
     total, done = len(specs) * (1 + len(targets)), 0
+    report = _progress or (lambda done, total, what: None)  # each label names the item about to run, not the last
     fits: dict[str, AccuracyFit | str] = {}
     for spec in specs:
+        label = t("x_step_fitting", label=spec_label(spec))
+        report(done, total, label)
+
+        def preset_step(_done: int, _total: int, what: str, at: int = done, label: str = label) -> None:
+            report(at, total, f"{label} · {what}")  # the fit's own steps: which preset is being quantized
+
         try:
-            fits[spec_label(spec)] = accuracy_fit(spec)
+            fits[spec_label(spec)] = accuracy_fit(spec, preset_step)
         except QcoreError as e:
             fits[spec_label(spec)] = str(e)
         done += 1
-        if _progress:
-            _progress(done, total, t("x_step_fit", label=spec_label(spec)))
     rows = []
-    for target in targets:
+    for target, arch in zip(targets, resolved, strict=True):
         for spec in specs:
+            report(done, total, t("x_step_sizing", arch=arch.name, label=spec_label(spec)))
             fit = fits[spec_label(spec)]
             x = ExtrapolationSpec.make(target, spec.method, spec.options, policy)
             if isinstance(fit, str):  # no fit: sizes only (the page says why, the row's line says --no-accuracy)
@@ -100,8 +106,7 @@ def extrapolate(job: ExtrapolationRun, _progress=None) -> dict:
             row.update(label=spec_label(spec), options=spec.options, spec=x, accuracy=row.get("accuracy"))
             rows.append(row)
             done += 1
-            if _progress:
-                _progress(done, total, f"{row['arch']} · {row['label']}")
+    report(total, total, t("x_step_done"))
     return {"archs": archs, "fits": fits, "rows": rows}
 
 
@@ -157,27 +162,6 @@ def explanations(rows: list[dict]) -> list[str]:
               alt=fmt_ratio(r["all_quantized_ratio"]))
         )  # fmt: skip
     return out
-
-
-def memory_frame(result: dict, context: int, batch: int, kv_bits: int, pct: float, fixed_gib: float) -> pd.DataFrame:
-    """Weights + KV cache + overhead (pct % of the weights + fixed GiB) against each budget: ✓/✗ and headroom."""
-    out = []
-    for name, arch in result["archs"].items():
-        rows = [r for r in result["rows"] if r["arch"] == name]
-        if not rows:
-            continue
-        kv = kv_cache_bytes(arch, context, batch, kv_bits)
-        for label, weights in [("FP16", rows[0]["fp16_bytes"]), *((r["label"], r["quantized_bytes"]) for r in rows)]:
-            overhead = weights * pct / 100 + fixed_gib * GIB
-            total = weights + kv + overhead
-            row = {t("col_arch"): name, t("col_weights"): label, t("col_size"): fmt_bytes(weights),
-                   t("col_kv"): fmt_bytes(kv), t("col_overhead"): fmt_bytes(overhead), t("col_total"): fmt_bytes(total)}  # fmt: skip
-            for budget in BUDGETS_GIB:
-                room = budget * GIB - total
-                mark = t("fits_yes", room=fmt_bytes(room)) if room >= 0 else t("fits_no", room=fmt_bytes(-room))
-                row[f"{budget} GiB"] = mark
-            out.append(row)
-    return pd.DataFrame(out)
 
 
 def _parse_band(text: str) -> tuple[float, float] | None:
@@ -236,6 +220,26 @@ def reference_notes(pairs: list[tuple[dict, dict]]) -> list[str]:
     return out
 
 
+def accuracy_frame(rows: list[dict], fits: dict) -> pd.DataFrame:
+    """Every row's extrapolated accuracy with its band and the fit behind it (the accuracy CSV)."""
+    out = []
+    for r in rows:
+        acc, fit = r["accuracy"] or {}, fits.get(r["label"])
+        ok = not isinstance(fit, str) and fit is not None
+        out.append(
+            {
+                t("col_arch"): r["arch"], t("col_method"): r["label"], t("col_cos_x"): acc.get("weight_cosine"),
+                t("col_cos_low"): acc.get("weight_cosine_low"), t("col_cos_high"): acc.get("weight_cosine_high"),
+                t("col_sqnr_x"): acc.get("sqnr_db"), t("col_band_db"): acc.get("band_db"),
+                t("col_backtest_db"): acc.get("backtest_db_error"), t("col_backtest_cos"): acc.get("backtest_cosine_error"),
+                t("col_fit_a"): fit.a if ok else None, t("col_fit_b"): fit.b if ok else None,
+                t("col_fit_res"): fit.residual_db if ok else None, t("col_fit_n"): len(fit.points) if ok else None,
+                t("col_fit_note"): "" if ok else (fit or t("na")),
+            }
+        )  # fmt: skip
+    return pd.DataFrame(out)
+
+
 def backtest_lines(fits: dict) -> list[str]:
     out = []
     for label, fit in fits.items():
@@ -256,8 +260,3 @@ def sqnr_to_cosine(db: float) -> float:
 
 def catalog() -> list[str]:
     return list(ARCHS)
-
-
-def cli_lines(rows: list[dict], context: int, batch: int, kv_bits: int) -> str:
-    """The `python -m qcore extrapolate` line of every row, with the memory section's KV cache settings."""
-    return "\n".join(replace(r["spec"], context=context, batch=batch, kv_bits=kv_bits).command_line() for r in rows)

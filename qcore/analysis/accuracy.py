@@ -71,11 +71,13 @@ def fit_accuracy(
     """Measure the presets with the method and fit its SQNR trend; back-test on the largest preset."""
     per_preset = []
     for i, name in enumerate(presets):
+        if progress:  # before the work: the label names the preset now being quantized
+            progress(i, len(presets), f"{method} on {name}")
         rec = run(load_preset(name), method, options, keep=False).record
         pts = [(math.prod(la["shape"][1:]), la["params"], la["sqnr_db"]) for la in rec["layers"] if la["sqnr_db"]]
         per_preset.append(pts)
-        if progress:
-            progress(i + 1, len(presets), f"{method} on {name}")
+    if progress:
+        progress(len(presets), len(presets), f"{method} fitted")
     points = [p for pts in per_preset for p in pts]
     if len(points) < 2:
         raise QcoreError(f"too few measured layers to fit '{method}' (its error may be exactly zero)")
