@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,9 +35,9 @@ class Label:
     """The human face of one option or metric (each text {lang: str}; lang is "en" or "zh", English otherwise)."""
 
     name: str  # the identifier: the config field, flag stem, or record / task key
-    label: Mapping[str, str]
-    unit: Mapping[str, str] | None  # None for a pure number (a ratio, a count of nothing, a switch)
-    help: Mapping[str, str]  # one line: what it is, and what 0 or a switch means
+    label: Mapping[str, str] = field(hash=False)  # (the texts are compared, not hashed: a Label stays hashable)
+    unit: Mapping[str, str] | None = field(hash=False)  # None for a pure number (a ratio, a count, a switch)
+    help: Mapping[str, str] = field(hash=False)  # one line: what it is, and what 0 or a switch means
     better: str | None = None  # metrics: "higher" or "lower"; options: None
     known: bool = True  # False: labels.json lacks the name, and the label is the name itself
 

@@ -54,6 +54,7 @@ def test_every_option_of_every_method_has_labels_in_both_languages(method):
     for opt in METHODS[method].options():
         assert_complete(opt.label, f"{method}.{opt.name}")
         assert opt.help == opt.label.definition("en")  # the registry carries the file's text
+        assert opt in {opt}  # still a frozen, hashable value
 
 
 def test_every_metric_key_a_model_produces_has_labels_and_a_direction():
@@ -68,7 +69,7 @@ def test_every_metric_key_a_model_produces_has_labels_and_a_direction():
 
 def test_a_reference_twin_reads_as_the_unquantized_value():
     ref, base = metric_label("perplexity" + REF_SUFFIX), metric_label("perplexity")
-    assert ref.title() == "Perplexity, unquantized" and ref.title("zh") == "困惑度（未量化）"
+    assert ref.title() == "Perplexity, unquantized" and ref.title("zh") == "未量化模型的困惑度"
     assert base.definition() in ref.definition() and ref.better == base.better
     assert not metric_label("bogus" + REF_SUFFIX).known
 

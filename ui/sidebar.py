@@ -17,7 +17,7 @@ from qcore.api.specs import Options, as_options
 from qcore.format import fmt_bytes
 from qcore.methods.registry import Option
 from ui import models
-from ui.i18n import LANGS, carry_choices, choice_labels, t, t_or
+from ui.i18n import LANGS, carry_choices, choice_labels, lang, t, t_or
 
 DEFAULT_PRESET, DEFAULT_METHOD = "large", "int2"  # the demo default: INT2 on the largest model
 
@@ -153,14 +153,15 @@ def method_summary(name: str) -> str:
 
 
 def _option_widget(method: str, opt: Option) -> Any:
-    """One widget for one registry option, chosen by its type; a fixed option is shown disabled."""
+    """One widget for one registry option, chosen by its type; a fixed option is shown disabled. Its label (with
+    the unit) and its help (a one-line definition) come from the registry, in the chosen language."""
     kw: dict[str, Any] = {
         "key": option_key(method, opt.name),
         "disabled": opt.fixed,
-        "help": t_or(f"opt_{opt.name}_help", opt.help) or None,
+        "help": opt.label.definition(lang()) or None,
         "persist_state": "session",  # a method keeps its options while another one is selected
     }
-    label = t_or(f"opt_{opt.name}", opt.name)
+    label = opt.label.heading(lang())
     if opt.choices:
         choices = list(opt.choices)
         index = choices.index(opt.default) if opt.default in choices else 0

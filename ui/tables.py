@@ -13,12 +13,28 @@ from qcore.analysis.reference import reference_row
 from qcore.analysis.sweep import pareto_front
 from qcore.api.specs import MethodSpec, Options, as_options
 from qcore.format import fmt_bytes, fmt_cos, fmt_db, fmt_ratio, fmt_secs
+from qcore.labels import Label, metric_label, option_label, option_names
 from qcore.methods.quant import QuantizedTensor
-from ui.i18n import band, t
+from ui.i18n import band, lang, t
 
 
 def options_text(options: Options) -> str:
-    return ", ".join(f"{k}={v}" for k, v in options) or t("no_options")
+    """'Code width 4 bits, Group size 128 weights, Symmetric off': each option's label in the chosen language, in
+    the order qcore/labels.json lists them (the width and the grouping first)."""
+    order = {name: i for i, name in enumerate(option_names())}
+    ordered = sorted(options, key=lambda kv: order.get(kv[0], len(order)))
+    return t("opt_sep").join(option_text(k, v) for k, v in ordered) or t("no_options")
+
+
+def option_text(name: str, value) -> str:
+    """One option as a person reads it: its label, then the value with its unit (a switch reads on or off)."""
+    label = option_label(name)
+    if isinstance(value, bool):
+        return t("opt_value", label=label.title(lang()), value=t("opt_on") if value else t("opt_off"))
+    if name == "group_size" and value == 0:
+        return t("opt_value", label=label.title(lang()), value=t("per_channel"))
+    unit = label.unit_of(lang())
+    return t("opt_value", label=label.title(lang()), value=f"{value} {unit}" if unit else value)
 
 
 def spec_label(spec: MethodSpec) -> str:
@@ -79,7 +95,7 @@ def layers_frame(rec: dict) -> pd.DataFrame:
 
 # ---- accuracy axes: cosines and any numeric task metric ---------------------------------------
 
-LOWER_IS_BETTER = ("perplexity", "kl", "mse", "loss", "error")  # task metric names where smaller wins
+LOWER_IS_BETTER = ("perplexity", "kl", "mse", "loss", "error")  # smaller wins, for task metrics labels.json lacks
 COSINES = ("weight_cosine", "output_cosine", "synthetic_output_cosine")
 
 
@@ -98,16 +114,38 @@ def accuracy_axes(records: list[dict]) -> list[str]:
     return keys + [f"task.{k}" for k in names if any(metric_value(r, f"task.{k}") is not None for r in records)]
 
 
+def metric_of(key: str) -> Label:
+    """The label of an axis key: a record metric, or 'task.NAME' for a task metric."""
+    return metric_label(key.removeprefix("task."))
+
+
 def axis_label(key: str) -> str:
-    if key.startswith("task."):
-        name = key[5:]
-        better = t("lower_better") if lower_is_better(key) else t("higher_better")
-        return t("y_task", name=name, better=better)
-    return t(f"y_{key}")
+    """'Weight cosine'; a task metric with its unit and direction: 'KL divergence (nats/token, lower is better)'."""
+    label = metric_of(key)
+    if not key.startswith("task."):
+        return label.heading(lang())
+    better = t("lower_better") if lower_is_better(key) else t("higher_better")
+    title, unit = label.title(lang()), label.unit_of(lang())
+    if unit:
+        return t("y_metric_unit", name=title, unit=unit, better=better)
+    return t("y_task", name=title, better=better)
+
+
+def metric_help(key: str) -> str:
+    """A metric's one-line definition and which way is better, in the chosen language."""
+    label = metric_of(key)
+    if not label.known:
+        return t("kpi_task_help")
+    better = t("lower_better") if label.lower_is_better else t("higher_better")
+    return t("metric_help", definition=label.definition(lang()), better=better)
 
 
 def lower_is_better(key: str) -> bool:
-    return key.startswith("task.") and any(w in key[5:].lower() for w in LOWER_IS_BETTER)
+    """A task metric where smaller wins: as qcore/labels.json says, or by its name where the file lacks it."""
+    if not key.startswith("task."):
+        return False
+    label = metric_of(key)
+    return label.lower_is_better if label.known else any(w in key[5:].lower() for w in LOWER_IS_BETTER)
 
 
 def front_of(records: list[dict], key: str) -> list[bool]:
@@ -148,7 +186,7 @@ def compare_frame(records: list[dict], labels: list[str], front: list[bool]) -> 
     for r, label, on_front in zip(records, labels, front, strict=True):
         row = {t("col_config"): label, t("col_pareto"): on_front, t("col_bpw"): r["bpw"]}
         row[t("col_ratio_num")] = r["compression_ratio"]
-        row.update({axis_label(k) if k.startswith("task.") else t(f"y_{k}"): metric_value(r, k) for k in axes})
+        row.update({axis_label(k): metric_value(r, k) for k in axes})
         row.update({t("col_sqnr_db"): r["sqnr_db"], t("col_band"): band(r["quality"])})
         row.update({t("col_time_s"): r["quant_seconds"], t("col_size"): fmt_bytes(r["quantized_bytes"])})
         rows.append(row)

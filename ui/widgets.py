@@ -7,7 +7,9 @@ import streamlit as st
 
 from qcore import RunResult
 from qcore.format import fmt_bytes, fmt_cos, fmt_db, fmt_metric, fmt_pct, fmt_ratio, fmt_secs, to_json
-from ui.i18n import band, t
+from qcore.labels import metric_label
+from ui.i18n import band, lang, t
+from ui.tables import metric_help
 
 BAND_COLOR = {"excellent": "green", "good": "blue", "acceptable": "orange", "poor": "red"}
 NUMBER_FORMATS = {  # catalog key of a column -> printf format (tables keep numbers so they sort)
@@ -59,7 +61,8 @@ def kpi_cards(rec: dict) -> None:
 
 
 def task_cards(task: dict | None) -> None:
-    """The model's own task metrics (any numeric keys); 'x_ref' (the FP16 model's value) sits under 'x'."""
+    """The model's own task metrics (any numeric keys), each under its label and unit with its definition as help;
+    'x_ref' (the FP16 model's value) sits under 'x'."""
     if not task:
         return
     st.subheader(t("q_task"))
@@ -68,8 +71,9 @@ def task_cards(task: dict | None) -> None:
         for col, key in zip(st.columns(4), shown[start : start + 4], strict=False):
             ref = task.get(f"{key}_ref")
             col.metric(
-                key, fmt_metric(task[key]), t("kpi_task_ref", value=fmt_metric(ref)) if ref is not None
-                else None, delta_color="off", delta_arrow="off", border=True, help=t("kpi_task_help"),
+                metric_label(key).heading(lang()), fmt_metric(task[key]),
+                t("kpi_task_ref", value=fmt_metric(ref)) if ref is not None else None,
+                delta_color="off", delta_arrow="off", border=True, help=metric_help(key),
             )  # fmt: skip
     st.caption(t("q_task_caption"))
 

@@ -257,12 +257,16 @@ def test_real_checkpoint_upload_gives_the_cli_figures(page):
     page.get_by_text("The policy quantizes").wait_for()
     for method, options, heading in (
         ("int8", {}, "Results: model.safetensors · int8"),
-        ("rtn", {"Bits per code": 4, "Group size (0 = per-channel)": 128}, "rtn (bits=4, clip=False, group_size=128"),
-        ("hqq", {"Bits per code": 2}, "hqq (beta=10.0, bits=2, group_size=64"),
+        (
+            "rtn",
+            {"Code width (bits)": 4, "Group size (weights)": 128},
+            "rtn (Code width 4 bits, Group size 128 weights",
+        ),
+        ("hqq", {"Code width (bits)": 2}, "hqq (Code width 2 bits, Group size 64 weights"),
     ):
         choose(page, "Method", method)
         for label, value in options.items():
-            if label == "Bits per code":
+            if label == "Code width (bits)":
                 choose(page, label, value)
             else:
                 set_number(page, label, value)

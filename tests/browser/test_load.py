@@ -46,14 +46,21 @@ class Plan:
 
 
 PLANS = [
-    Plan("rtn", "select", "Bits per code", 3, "bits=3", preset="small"),
-    Plan("hqq", "select", "Bits per code", 2, "bits=2", preset="small"),
-    Plan("nf4", "number", "Group size (0 = per-channel)", 32, "group_size=32", preset="medium"),
-    Plan("gptq", "select", "Bits per code", 3, "bits=3", preset="small"),
-    Plan("mixed", "number", "Target bits per weight", 3.5, "target_bpw=3.5", preset="medium"),
-    Plan("e8p", "toggle", "Incoherence rotation (Hadamard)", False, "rotate=False", upload="alpha.safetensors"),
-    Plan("seq", "select", "Bits per code", 3, "bits=3", upload="beta.npz"),
-    Plan("trellis", "select", "Trellis state bits (L)", 8, "L=8", upload="gamma.safetensors"),
+    Plan("rtn", "select", "Code width (bits)", 3, "Code width 3 bits", preset="small"),
+    Plan("hqq", "select", "Code width (bits)", 2, "Code width 2 bits", preset="small"),
+    Plan("nf4", "number", "Group size (weights)", 32, "Group size 32 weights", preset="medium"),
+    Plan("gptq", "select", "Code width (bits)", 3, "Code width 3 bits", preset="small"),
+    Plan("mixed", "number", "Target size (bits per weight)", 3.5, "Target size 3.5 bits per weight", preset="medium"),
+    Plan(
+        "e8p",
+        "toggle",
+        "Incoherence rotation (Hadamard)",
+        False,
+        "Incoherence rotation (Hadamard) off",
+        upload="alpha.safetensors",
+    ),
+    Plan("seq", "select", "Code width (bits)", 3, "Code width 3 bits", upload="beta.npz"),
+    Plan("trellis", "select", "Trellis state bits (L)", 8, "Trellis state bits (L) 8", upload="gamma.safetensors"),
 ]
 
 
@@ -65,7 +72,7 @@ def weight_files(folder: Path) -> dict[str, Path]:
 def expected_cosine(plan: Plan, files: dict[str, Path]) -> str:
     """The weight cosine qcore gives for the plan (the page's default policy is qcore's)."""
     model = read_weights(files[plan.upload], name=plan.upload) if plan.upload else qcore.load_model(plan.preset)
-    key = {"Bits per code": "bits", "Group size (0 = per-channel)": "group_size", "Target bits per weight": "target_bpw",
+    key = {"Code width (bits)": "bits", "Group size (weights)": "group_size", "Target size (bits per weight)": "target_bpw",
            "Incoherence rotation (Hadamard)": "rotate", "Trellis state bits (L)": "L"}[plan.label]  # fmt: skip
     return fmt_cos(qcore.run(model, plan.method, {key: plan.value}).record["weight_cosine"])
 

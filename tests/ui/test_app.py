@@ -804,17 +804,17 @@ def test_task_metrics_become_cards_and_a_compare_axis(monkeypatch):
     expected = qcore.run(model, "int2").record["task"]
     shown = {m.label: m for m in at.metric}
     assert shown["agree"].value == f"{expected['agree']:.4f}" and "FP16 1.0000" in shown["agree"].proto.delta
-    assert shown["logit_mse"].value == f"{expected['logit_mse']:.4f}"
+    assert shown["Logit MSE (logit²)"].value == f"{expected['logit_mse']:.4f}"  # a key qcore/labels.json knows
     go(at, "compare")
     at.button(key="c_run").click().run(timeout=TIMEOUT)
     axes = at.button_group(key="c_y").options
-    assert "agree (higher is better)" in axes and "logit_mse (lower is better)" in axes
+    assert "agree (higher is better)" in axes and "Logit MSE (logit², lower is better)" in axes
     at.button_group(key="c_y").set_value("task.logit_mse").run(timeout=TIMEOUT)
     assert not at.exception and not at.error
     table = at.dataframe[0].value
-    best = table.loc[table["logit_mse (lower is better)"].idxmin()]
+    best = table.loc[table["Logit MSE (logit², lower is better)"].idxmin()]
     assert best["On front"]  # the lowest error is on the front: smaller wins for this metric
-    assert chart_json(at, "c_pareto_chart")["layout"]["yaxis"]["title"]["text"] == "logit_mse (lower is better)"
+    assert chart_json(at, "c_pareto_chart")["layout"]["yaxis"]["title"]["text"] == "Logit MSE (logit², lower is better)"
 
 
 def test_report_sets_two_bit_methods_side_by_side():
