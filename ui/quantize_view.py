@@ -41,6 +41,8 @@ def results(res: RunResult, model: Model, spec: RunSpec) -> None:
     limits_line(rec)
     st.caption(t("q_policy", policy=models.describe_policy(spec.policy), codec=spec.codec))
     task_cards(rec.get("task"))
+    if rec.get("task"):
+        st.caption(t("q_task_real", what=task_source(model)))
     st.subheader(t("q_layers"))
     table(tables.layers_frame(rec), key="q_layers_table", height=min(38 + 35 * len(rec["layers"]), 420))
     st.caption(t("q_layers_caption"))
@@ -60,6 +62,12 @@ def results(res: RunResult, model: Model, spec: RunSpec) -> None:
     st.code(spec.command_line(), language="bash")
     if spec.model.kind == "upload" and spec.model.name == models.FOLDER_NAME:
         st.caption(t("q_cli_folder", name=models.FOLDER_NAME))
+
+
+def task_source(model: Model) -> str:
+    """What the model's task metrics are measured on, as its description says (after 'task: ')."""
+    what = model.description.rpartition("task: ")[2]
+    return what.split(" (FP32")[0].strip() or model.name
 
 
 def level_histogram(res: RunResult, model: Model, rec: dict) -> None:

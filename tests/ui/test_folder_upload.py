@@ -39,6 +39,7 @@ def run_and_check(at, expected: dict, weights_arg: str) -> None:
     for key in ("embedding_cosine", "spearman", "nn_agreement"):  # the task cards, as the CLI prints them
         assert fmt_metric(expected["task"][key]) in values, key
     assert expected["task"]["embedding_cosine"] > 0.999
+    assert any("Measured on the model's real outputs" in c.value and "Spearman" in c.value for c in at.caption)
     assert f"--weights {weights_arg} --method int8" in at.code[0].value
 
 
