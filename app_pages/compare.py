@@ -5,6 +5,7 @@ import streamlit as st
 
 from qcore import METHODS, get_method
 from ui import cache, figures, models, tables
+from ui.decisions import ranking_axes
 from ui.guard import guarded, remember_run
 from ui.i18n import choice_labels, t
 from ui.sidebar import selection
@@ -55,7 +56,7 @@ records = guarded(
 )
 labels = [tables.spec_label(s) for s in last.specs]
 
-axes = tables.accuracy_axes(records)
+axes = ranking_axes(records, tables.accuracy_axes(records))  # no reference-only (x_ref) or constant axis
 if st.session_state.get("c_y", "weight_cosine") not in axes:
     st.session_state["c_y"] = "weight_cosine"  # an axis this model lacks (another's task metric)
 y = st.segmented_control(

@@ -5,6 +5,7 @@ import streamlit as st
 
 from qcore import RunSpec
 from ui import cache, figures, models, tables
+from ui.decisions import blocker_text
 from ui.guard import guarded, remember_run
 from ui.i18n import choice_labels, t
 from ui.quantize_view import model_summary, needs_calibration, results
@@ -41,9 +42,14 @@ codec = right.segmented_control(
 )  # fmt: skip
 blocked = needs_calibration(sel.method, model)
 now = RunSpec(sel.ref, sel.method, sel.options, policy, codec)
-clicked = st.button(
-    t("q_run"), key="q_run", type="primary", icon=":material/play_arrow:", disabled=not sel.valid or blocked
-)
+block = guarded(cache.blocker, now, model) if sel.valid and not blocked else None  # nothing selected, mixed's floor
+run_col, why_col = st.columns([1, 6], vertical_alignment="center")
+clicked = run_col.button(
+    t("q_run"), key="q_run", type="primary", icon=":material/play_arrow:",
+    disabled=not sel.valid or blocked or block is not None,
+)  # fmt: skip
+if block is not None:
+    why_col.warning(blocker_text(block), icon=":material/block:")
 last = remember_run("q_last", clicked, now)
 if last is None or not models.available(last.model):
     st.info(t("q_start", model=sel.model_label, method=sel.method), icon=":material/info:")

@@ -3,16 +3,18 @@
 Every cached function is keyed on hashable values only: qcore's frozen specs (RunSpec, MethodSpec, ModelRef,
 Policy), names and numbers. The Model itself and the progress callback are underscore arguments, so they are not
 part of the key: same ref, same bytes, same result, which is why a process-wide cache is safe for uploads too.
-The work runs in a worker thread while the script thread draws the bar: st.cache_data records any `st.*` call
-made inside a cached function for replay, so the bar must be drawn outside it.
+The work runs in a worker thread while the script thread draws its status: st.cache_data records any `st.*` call
+made inside a cached function for replay, so the status must be drawn outside it.
 """
 
 from __future__ import annotations
 
 import queue
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import streamlit as st
@@ -22,6 +24,8 @@ from qcore.analysis.report import scaling_rows
 from qcore.analysis.sweep import sweep as qcore_sweep
 from qcore.api.runs import run_spec
 from qcore.api.specs import MethodSpec
+from qcore.measure.feasible import Blocker, run_blocker
+from ui.i18n import t
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class ScalingRun:
 
 CALLS: Counter[str] = Counter()  # how often each computation really ran (cache misses); tests read it
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qlab-work")
+STATUS_AFTER = 0.15  # seconds a run may take before its status is drawn (a cache hit returns sooner)
+TICK = 0.25  # seconds between redraws of the elapsed time while no event arrives
 SENSITIVITY_BITS = (2, 3, 4, 8)  # rtn's widths in the heatmap; then e8p, 2 bits past the scalar limit
 
 
@@ -104,23 +110,53 @@ def sweep(job: SweepRun, _model: Model | None = None, _progress=None) -> list[di
     return qcore_sweep(_model, [(s.method, dict(s.options)) for s in job.specs], job.policy, _progress)
 
 
-def with_progress(fn: Callable, label: str, *args, **kwargs):
-    """Call fn(*args, **kwargs, _progress=...) in a worker thread, drawing a progress bar while it reports.
+@st.cache_data(show_spinner=False, max_entries=64)
+def blocker(spec: RunSpec, _model: Model) -> Blocker | None:
+    """Why a run of `spec` cannot give a meaningful result (qcore's run_blocker: shapes and policy only), or None."""
+    return run_blocker(_model, spec.method, dict(spec.options), spec.policy)
 
-    A cache hit reports nothing, so no bar appears. Exceptions from fn are re-raised here.
+
+def with_progress(fn: Callable, label: str, *args, **kwargs):
+    """Call fn(*args, **kwargs, _progress=...) in a worker thread while a status shows the elapsed time and the step
+    now running. The status appears at once (unless fn returns within STATUS_AFTER: a cache hit draws nothing) and
+    its clock ticks while no event arrives. Exceptions from fn are re-raised here.
     """
     events: queue.Queue = queue.Queue()
     report = lambda done, total, what: events.put((done, total, what))
+    t0 = time.monotonic()
     future = _POOL.submit(fn, *args, **kwargs, _progress=report)
-    bar = None
+    try:
+        return future.result(timeout=STATUS_AFTER)
+    except FutureTimeout:
+        pass
+    holder = st.empty()
+    status = holder.status(status_label(label, time.monotonic() - t0), expanded=True, state="running")
+    bar = status.progress(0.0, text=step_text(None))
+    last, drawn = None, None
     while not (future.done() and events.empty()):
         try:
-            done, total, what = events.get(timeout=0.05)
+            last = events.get(timeout=TICK)
+            while not events.empty():  # draw only the newest of a burst
+                last = events.get_nowait()
         except queue.Empty:
-            continue
-        if bar is None:
-            bar = st.progress(0.0, text=label)
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{label} · {done}/{total} · {what}")
-    if bar is not None:
-        bar.empty()
+            pass
+        now = (status_label(label, time.monotonic() - t0), step_text(last))
+        if now != drawn:
+            status.update(label=now[0])
+            bar.progress(min(last[0] / max(last[1], 1), 1.0) if last else 0.0, text=now[1])
+            drawn = now
+    holder.empty()
     return future.result()
+
+
+def status_label(label: str, seconds: float) -> str:
+    """The status line: what runs, and for how long so far (whole seconds)."""
+    return t("run_elapsed", label=label, seconds=int(seconds))
+
+
+def step_text(event: tuple[int, int, str] | None) -> str:
+    """The bar's text: steps done of the total, and the step now running (qcore reports before each step)."""
+    if event is None:
+        return t("run_starting")
+    done, total, what = event
+    return t("run_step", done=done, total=total, what=what)

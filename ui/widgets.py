@@ -8,7 +8,8 @@ import streamlit as st
 from qcore import RunResult
 from qcore.format import fmt_bytes, fmt_cos, fmt_db, fmt_metric, fmt_pct, fmt_ratio, fmt_secs, to_json
 from qcore.labels import metric_label
-from ui.i18n import band, lang, t
+from ui.decisions import verdict_help, verdict_text
+from ui.i18n import lang, t
 from ui.tables import metric_help
 
 BAND_COLOR = {"excellent": "green", "good": "blue", "acceptable": "orange", "poor": "red"}
@@ -34,13 +35,15 @@ def table(df: pd.DataFrame, key: str, height: int | str = "auto") -> None:
 def kpi_cards(rec: dict) -> None:
     """The headline figures of one record, formatted exactly as the CLI prints them."""
     c = [*st.columns(3), *st.columns(3)]
+    whole, codes = fmt_ratio(rec.get("theoretical_file_ratio")), fmt_ratio(rec["theoretical_ratio"])
+    theory = t("kpi_theoretical_both", file=whole, codes=codes)  # with the FP16 tensors kept, and codes alone
     c[0].metric(
-        t("kpi_ratio"), fmt_ratio(rec["compression_ratio"]), t("kpi_theoretical", value=fmt_ratio(rec["theoretical_ratio"])),
-        delta_color="off", delta_arrow="off", border=True, help=t("kpi_ratio_help", bpw=f"{rec['bpw']:.3f}"),
+        t("kpi_ratio"), fmt_ratio(rec["compression_ratio"]), theory, delta_color="off", delta_arrow="off", border=True,
+        help=t("kpi_ratio_help_both", bpw=f"{rec['bpw']:.3f}"),
     )  # fmt: skip
     c[1].metric(
-        t("kpi_cosine"), fmt_cos(rec["weight_cosine"]), band(rec["quality"]),
-        delta_color=BAND_COLOR.get(rec["quality"], "off"), delta_arrow="off", border=True, help=t("kpi_cosine_help"),
+        t("kpi_cosine"), fmt_cos(rec["weight_cosine"]), verdict_text(rec), delta_color=BAND_COLOR.get(rec["quality"], "off"),
+        delta_arrow="off", border=True, help=t("kpi_cosine_help_verdict") + "\n\n" + verdict_help(rec),
     )  # fmt: skip
     c[2].metric(t("kpi_sqnr"), fmt_db(rec["sqnr_db"]), border=True, help=t("kpi_sqnr_help"))
     synthetic = rec["output_cosine"] is None and rec.get("synthetic_output_cosine") is not None

@@ -165,7 +165,7 @@ def test_quantize_large_int2_shows_what_the_cli_prints():
     assert shown["Output cosine"] == fmt_cos(expected["output_cosine"])
     assert shown["Memory saved"] == fmt_bytes(expected["saved_bytes"])
     cosine = next(m for m in at.metric if m.label == "Weight cosine")
-    assert cosine.proto.delta == expected["quality"]  # the band sits under the cosine
+    assert cosine.proto.delta == f"{expected['quality']} · judged on weight cosine"  # the band, and its evidence
     ratio = next(m for m in at.metric if m.label == "Compression ratio")
     assert f"{expected['theoretical_ratio']:.2f}x" in ratio.proto.delta
     assert len(charts(at)) == 3  # per-layer cosines, level histogram, size breakdown
