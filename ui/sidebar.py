@@ -16,7 +16,7 @@ from qcore import METHODS, ModelRef, QcoreError, get_method
 from qcore.api.specs import Options, as_options
 from qcore.format import fmt_bytes
 from qcore.methods.registry import Option
-from ui import models
+from ui import models, urlstate
 from ui.i18n import LANGS, carry_choices, choice_labels, lang, t, t_or
 
 DEFAULT_PRESET, DEFAULT_METHOD = "large", "int2"  # the demo default: INT2 on the largest model
@@ -53,8 +53,10 @@ def offer() -> Offer:
 
 def render(offered: Offer) -> Selection:
     """Draw the sidebar and return (and remember) the user's selection."""
+    urlstate.restore(list(offered.params), offered.server)  # a fresh session opens the selection its link names
     with st.sidebar:
         st.radio(t("sb_lang"), list(LANGS), format_func=LANGS.get, key="lang", horizontal=True, on_change=carry_choices)
+        notes = urlstate.show_notes()  # what the link asked for that could not be restored
         ref = _model_source(offered)
         methods = list(METHODS)
         method = st.selectbox(
@@ -76,6 +78,7 @@ def render(offered: Offer) -> Selection:
             st.error(t("sb_bad_options", msg=error))
     sel = Selection(method, as_options(options), error, ref)
     st.session_state["selection"] = sel
+    urlstate.publish(st.session_state.get("source", "preset"), ref.name if ref else "", method, sel.options, notes)
     return sel
 
 
