@@ -19,6 +19,7 @@ pages = [
         "app_pages/extrapolate.py", title=t("nav_extrapolate"), icon=":material/open_in_full:", url_path="extrapolate"
     ),
     st.Page("app_pages/report.py", title=t("nav_report"), icon=":material/description:", url_path="report"),
+    st.Page("app_pages/history.py", title=t("nav_history"), icon=":material/history:", url_path="history"),
 ]
 
 

@@ -7,6 +7,7 @@ from qcore import RunSpec
 from ui import cache, figures, models, tables
 from ui.decisions import blocker_text
 from ui.guard import guarded, remember_run
+from ui.history import record_run
 from ui.i18n import choice_labels, t
 from ui.quantize_view import model_summary, needs_calibration, results
 from ui.sidebar import method_summary, selection
@@ -59,6 +60,7 @@ else:
     run_model = models.model_for(last.model)
     label = t("q_progress", preset=last.model.label, method=last.method)
     res = guarded(cache.with_progress, cache.quantize, label, last, _model=run_model)
+    record_run(last, res)  # the session's run history (the Run history page)
     results(res, run_model, last)
 
 st.subheader(t("q_sens"))

@@ -264,3 +264,26 @@ def sensitivity(rows: list[dict], metric: str) -> go.Figure:
     height = min(160 + 26 * len(names), 2400)
     fig = layout(fig, t("fig_sens_title", metric=t(f"fig_sens_{metric}")), t("ax_bits"), t("ax_layer"), height)
     return fig.update_layout(margin={"b": 20})
+
+
+def layer_pair(recs: list[dict], labels: list[str], metric: str) -> go.Figure:
+    """Per-layer weight cosine or SQNR (dB) of several runs, one trace each, over the layers of all of them in
+    order (a gap where a run's model lacks a layer)."""
+    names = list(dict.fromkeys(la["name"] for rec in recs for la in rec["layers"]))
+    fig = go.Figure()
+    ys: list[float] = []
+    for i, (rec, label) in enumerate(zip(recs, labels, strict=True)):
+        by = {la["name"]: la[metric] for la in rec["layers"]}
+        y = [by.get(name) for name in names]
+        ys += [v for v in y if v is not None]
+        fig.add_scatter(
+            x=names, y=y, mode="lines+markers", name=label, line={"color": PALETTE[i % len(PALETTE)], "width": 2},
+            marker={"size": 10, "symbol": ("circle", "diamond", "square")[i % 3]},
+            hovertemplate="%{x}: %{y:" + (".6f" if metric == "weight_cosine" else ".2f") + "}<extra>" + label + "</extra>",
+        )  # fmt: skip
+    axis = t("ax_cosine") if metric == "weight_cosine" else t("col_sqnr_db")
+    if metric == "weight_cosine":
+        add_bands(fig, ys)
+    fig.update_xaxes(type="category")
+    title = t("fig_pair_title", metric=t("y_weight_cosine") if metric == "weight_cosine" else t("col_sqnr_db"))
+    return layout(fig, title, t("ax_layer"), axis, height=380)
