@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 SOURCES := qcore ui app_pages tests bench app.py
+# torch's threads sleep between parallel regions instead of spinning (qcore/runtime.py says why)
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: run test test-fast lint bench bench-stream report clean
 

@@ -11,6 +11,7 @@ The folders follow the data flow, and imports run from a later stage to an earli
     cli.py     python -m qcore
 """
 
+from . import runtime  # noqa: F401  (first: sets what torch reads when it loads)
 from .analysis.report import render_markdown, scaling_rows, write_report
 from .api.specs import ExtrapolationSpec, ModelRef, RunSpec, Target
 from .errors import QcoreError

@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 QCORE = ROOT / "qcore"
 # The stages in data-flow order (DESIGN.md); a module may import its own stage and earlier ones only.
 STAGE = {
-    "errors": 0, "progress": 0, "format": 0, "labels": 0,  # foundations every stage shares
+    "errors": 0, "progress": 0, "format": 0, "labels": 0, "runtime": 0,  # foundations every stage shares
     "models": 1, "methods": 2, "formats": 3, "measure": 4, "analysis": 5, "api": 6, "cli": 7, "__main__": 8,
 }  # fmt: skip
 MAX_MODULE_LINES = 400
