@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +28,7 @@ from qcore.formats.model_folder import save_files, unpack_zip
 from qcore.formats.readers import read_safetensors_header, read_weights, server_files, server_path, server_stamp
 from qcore.models.catalog import listing
 from qcore.models.policy import explain, totals
-from ui.i18n import t
+from ui.i18n import t, t_or
 from ui.uploads import remove_upload, upload_path
 
 UPLOAD_KEY, SERVER_KEY = "qlab_upload", "qlab_server"
@@ -152,6 +153,19 @@ def catalog() -> dict[str, int]:
     """Every built-in model's parameter count, in model_names() order; trained models are sized from their
     configs, so no checkpoint is read (qcore's listing)."""
     return {row["name"]: row["params"] for row in listing()}
+
+
+@lru_cache(maxsize=1)
+def descriptions() -> dict[str, str]:
+    """Every built-in model's description (qcore's listing; static, so cached for the process)."""
+    return {row["name"]: row["description"] for row in listing() if row["trained"]}
+
+
+def model_caption(name: str, params: int) -> str:
+    """What a built-in model is, in the chosen language: a synthesized preset, or a model trained here."""
+    if name not in descriptions():
+        return t("sb_model_caption", params=f"{params:,}")
+    return t_or(f"model_desc_{name}", descriptions()[name]).format(params=f"{params:,}")
 
 
 def preset_model(name: str) -> Model:

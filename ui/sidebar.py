@@ -95,7 +95,7 @@ def _model_source(offered: Offer) -> ModelRef | None:
             t("sb_model"), presets, index=presets.index(DEFAULT_PRESET), key="preset",
             format_func=choice_labels("preset", preset_labels(offered.params)), persist_state="session",
         )  # fmt: skip
-        st.caption(t("sb_model_caption", params=f"{offered.params[preset]:,}"))
+        st.caption(models.model_caption(preset, offered.params[preset]))
         return ModelRef("preset", preset)
     if source == "server":
         models.clear_upload()
