@@ -4,6 +4,7 @@
 import streamlit as st
 
 from qcore import Policy, Target
+from qcore.api.specs import EXTRAPOLATE_POLICY
 from ui import extrap
 from ui import extrap_figures as xfig
 from ui import extrap_memory as xmem
@@ -33,8 +34,13 @@ with st.container(border=True):
         format_func=choice_labels("x_custom_kind", {k: t(f"x_custom_{k}") for k in ("none", "config", "params")}),
         persist_state="session",
     )  # fmt: skip
-    q_emb = c2.toggle(t("pol_emb"), False, key="x_q_emb", help=t("x_policy_help"), persist_state="session")
-    q_head = c3.toggle(t("pol_head"), False, key="x_q_head", help=t("x_policy_help"), persist_state="session")
+    default = EXTRAPOLATE_POLICY  # the command line's and the Quantize page's: one policy everywhere
+    q_emb = c2.toggle(
+        t("pol_emb"), default.quantize_embeddings, key="x_q_emb", help=t("x_emb_help"), persist_state="session"
+    )
+    q_head = c3.toggle(
+        t("pol_head"), default.quantize_head, key="x_q_head", help=t("x_head_help"), persist_state="session"
+    )
     targets = [Target("catalog", name) for name in archs]
     if custom == "config":
         c1, c2 = st.columns(2)

@@ -24,8 +24,8 @@ from ..methods.registry import get_method
 from ..models.policy import Policy
 
 Options = tuple[tuple[str, Any], ...]  # sorted (name, value) pairs: a hashable options dict
-RUN_POLICY = Policy()  # run's default: every 2-D tensor but embeddings
-EXTRAPOLATE_POLICY = Policy(quantize_head=False)  # extrapolate's default: head and embeddings kept, as deployed
+RUN_POLICY = Policy()  # the one default of every surface: every 2-D tensor (the head too) but embeddings
+EXTRAPOLATE_POLICY = RUN_POLICY  # the same recipe as a run, so a run and its extrapolation describe one file
 
 
 def as_options(options: dict | Options | None) -> Options:

@@ -406,7 +406,7 @@ def test_extrapolate_rtn_and_policy_equal_direct_qcore_calls():
     at.toggle(key="x_q_emb").set_value(True)
     at.button(key="x_run").click().run(timeout=TIMEOUT)
     assert not at.exception and not at.error
-    policy, options = Policy(quantize_head=False, quantize_embeddings=True), {"bits": 4, "group_size": 128}
+    policy, options = Policy(quantize_embeddings=True), {"bits": 4, "group_size": 128}  # head: quantized
     sizes = arch_sizes(get_arch("LLaMA-7B"), "rtn", options, policy)
     accuracy = predict_accuracy(fit_accuracy("rtn", options), get_arch("LLaMA-7B"), policy)
     row = row_of(at.dataframe[0].value, Architecture="LLaMA-7B", Method="rtn 4b g128")
@@ -429,7 +429,7 @@ def test_extrapolate_takes_a_pasted_config_and_a_parameter_count():
     at.text_area(key="x_config_text").input(json.dumps(config)).run(timeout=TIMEOUT)
     at.button(key="x_run").click().run(timeout=TIMEOUT)
     assert not at.exception and not at.error
-    expected = arch_sizes(arch_from_config(config), "int2", {}, Policy(quantize_head=False))
+    expected = arch_sizes(arch_from_config(config), "int2", {}, Policy())  # the one default policy
     row = row_of(at.dataframe[0].value, Architecture="my-decoder", Method="int2")
     assert row["Ratio"] == expected["compression_ratio"] and row["Params"] == expected["params"]
     at.button_group(key="x_custom_kind").set_value("params").run(timeout=TIMEOUT)
@@ -437,7 +437,7 @@ def test_extrapolate_takes_a_pasted_config_and_a_parameter_count():
     at.button(key="x_run").click().run(timeout=TIMEOUT)
     arch = arch_from_params(2_000_000_000)
     row = row_of(at.dataframe[0].value, Architecture=arch.name, Method="int2")
-    assert row["Ratio"] == arch_sizes(arch, "int2", {}, Policy(quantize_head=False))["compression_ratio"]
+    assert row["Ratio"] == arch_sizes(arch, "int2", {}, Policy())["compression_ratio"]
     at.button_group(key="x_custom_kind").set_value("config").run(timeout=TIMEOUT)
     at.text_area(key="x_config_text").input('{"hidden_size": 64').run(timeout=TIMEOUT)  # broken JSON
     at.button(key="x_run").click().run(timeout=TIMEOUT)

@@ -50,7 +50,7 @@ def test_llama7b_int2_on_an_rtx4090_fits_and_shows_qcores_upper_bound():
     row = memory_row(at, "int2")
     assert row["RTX 4090 (24 GiB)"] == f"✓ {fmt_bytes(expected['headroom_bytes'])} free"
     assert row["Decode (tokens/s, upper bound)"] == expected["decode_tokens_per_s"]
-    assert round(row["Decode (tokens/s, upper bound)"], 2) == 249.92  # 1008 GB/s / (1.76 GiB weights + 2 GiB KV)
+    assert round(row["Decode (tokens/s, upper bound)"], 2) == 264.99  # 1008 GB/s / (1.54 GiB weights + 2 GiB KV)
     assert row["Prefill (tokens/s, estimate)"] == expected["prefill_tokens_per_s"]
     captions = " ".join(c.value for c in at.caption)
     assert "**upper bound**" in captions and "**RTX 4090**: 24 GiB, 1008 GB/s, 165.2 TFLOPS" in captions
