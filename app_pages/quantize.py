@@ -88,5 +88,8 @@ rows = guarded(cache.with_progress, cache.sensitivity, label, sens, _model=model
 if not rows:
     st.info(t("q_sens_empty"), icon=":material/info:")
     st.stop()
-st.plotly_chart(figures.sensitivity(rows, metric), key="q_sens_chart")
+per_width = st.toggle(
+    t("q_sens_per_width"), False, key="q_sens_per_width", help=t("q_sens_per_width_help"), persist_state="session"
+)
+st.plotly_chart(figures.sensitivity(rows, metric, per_width), key="q_sens_chart")
 st.caption(t("q_sens_caption", group=t("c_group_fmt", g=sens.group_size) if sens.group_size else t("per_channel")))

@@ -21,16 +21,26 @@ from ui.i18n import t
 
 KIND_COLORS = {"embedding": "#f59e0b", "attention": "#2563eb", "mlp": "#60a5fa", "norm": "#10b981",
                "head": "#a855f7", "container": "#9ca3af"}  # fmt: skip
+PANELS_PER_ROW = 3  # architectures side by side; more wrap onto another row
+MAX_TOTALS = 5  # bars in a panel that still get their size written on top (more would overlap)
 HOVER = "<br>n = %{x:,}<br>%{y:.4f}<extra></extra>"  # appended to a translated label (no braces to format)
 
 
 def sizes_by_kind(rows: list[dict]) -> go.Figure:
-    """Per architecture (a panel each, own y axis), one stacked bar per variant (FP16, then each method),
-    split by tensor kind; the file size and ratio on top."""
+    """Per architecture (a panel each, own y axis, at most PANELS_PER_ROW a row), one stacked bar per variant
+    (FP16, then each method), split by tensor kind; the file size and ratio on top while a panel has room for
+    them (at most MAX_TOTALS bars), else on hover."""
     archs = list(dict.fromkeys(r["arch"] for r in rows))
-    fig = make_subplots(rows=1, cols=len(archs), subplot_titles=archs, horizontal_spacing=0.06)
+    ncols = min(len(archs), PANELS_PER_ROW)
+    nrows = math.ceil(len(archs) / ncols)
+    height = 460 + 340 * (nrows - 1)
+    fig = make_subplots(
+        rows=nrows, cols=ncols, subplot_titles=archs, horizontal_spacing=0.06,
+        vertical_spacing=110 / (height - 110) if nrows > 1 else 0.1,
+    )  # fmt: skip
     shown: set[str] = set()
-    for col, arch in enumerate(archs, start=1):
+    for i, arch in enumerate(archs):
+        at = {"row": i // ncols + 1, "col": i % ncols + 1}
         rs = [r for r in rows if r["arch"] == arch]
         variants = [("FP16", rs[0]["fp16_bytes_by_kind"], rs[0]["fp16_bytes"], "")]
         variants += [
@@ -44,20 +54,21 @@ def sizes_by_kind(rows: list[dict]) -> go.Figure:
                 continue
             fig.add_bar(
                 x=labels, y=ys, name=t(f"kind_{kind}"), marker_color=KIND_COLORS[kind], legendgroup=kind,
-                showlegend=kind not in shown, row=1, col=col,
+                showlegend=kind not in shown, **at,
                 hovertemplate=f"{arch} · %{{x}}<br>{t(f'kind_{kind}')}: %{{y:.3f}} GiB<extra></extra>",
             )  # fmt: skip
             shown.add(kind)
         totals = [v[2] / GIB for v in variants]
+        text = [f"{fmt_bytes(v[2])}<br>{v[3]}" if v[3] else fmt_bytes(v[2]) for v in variants]
         fig.add_scatter(
-            x=labels, y=totals, mode="text", showlegend=False, hoverinfo="skip", textposition="top center",
-            text=[f"{fmt_bytes(v[2])}<br>{v[3]}" if v[3] else fmt_bytes(v[2]) for v in variants],
-            textfont={"size": 11}, row=1, col=col,
+            x=labels, y=totals, mode="text" if len(variants) <= MAX_TOTALS else "markers", showlegend=False,
+            text=text, textposition="top center", textfont={"size": 11}, marker={"opacity": 0},
+            hovertemplate=f"{arch} · %{{x}}<br>%{{text}}<extra></extra>", **at,
         )  # fmt: skip
-        fig.update_yaxes(range=[0, max(totals) * 1.25], row=1, col=col)
+        fig.update_yaxes(range=[0, max(totals) * 1.25], **at)
     fig.update_layout(barmode="stack")
-    fig = layout(fig, t("fig_kind_title"), "", "", height=460)
-    return fig.update_yaxes(title_text=t("ax_gib"), row=1, col=1)
+    fig = layout(fig, t("fig_kind_title"), "", "", height=height).update_layout(margin={"t": 70})
+    return fig.update_yaxes(title_text=t("ax_gib"), col=1)
 
 
 def accuracy_fit(fits: dict, archs: dict, policy: Policy, metric: str) -> go.Figure:
