@@ -142,7 +142,7 @@ def with_progress(fn: Callable, label: str, *args, **kwargs):
             pass
         now = (status_label(label, time.monotonic() - t0), step_text(last))
         if now != drawn:
-            status.update(label=now[0])
+            status.update(label=now[0], expanded=True)  # without `expanded`, a relabelled status folds its bar away
             bar.progress(min(last[0] / max(last[1], 1), 1.0) if last else 0.0, text=now[1])
             drawn = now
     holder.empty()

@@ -41,7 +41,9 @@ def threshold_line(metric: str, th: Threshold, source: str) -> str:
 
 
 def edge_text(th: Threshold, e: float) -> str:
-    return f"{e * 100:g}%" if th.unit == "ratio" else f"{e:g}"
+    if th.unit == "ratio":
+        return f"{e * 100:g}%"
+    return t("nats", value=f"{e:g}") if th.unit == "nats" else f"{e:g}"
 
 
 def value_text(metric: str, v: float) -> str:
