@@ -1,12 +1,16 @@
 """The quality verdict: task metrics decide where a model has them, against documented edges; weight cosine only
 where nothing better exists."""
 
+import json
 import math
+import subprocess
+import sys
 
 import pytest
 
 from qcore.measure.metrics import quality_band
 from qcore.measure.verdict import THRESHOLDS, evidence, verdict
+from tests.conftest import ROOT
 
 # llama.cpp's perplexity scoreboard, "LLaMA 2 vs. LLaMA 3 Quantization comparison" (tools/perplexity/README.md):
 # (mean PPL ratio, mean KLD, same top p) per model and type, and the band each group should read.
@@ -111,3 +115,12 @@ def test_missing_or_broken_figures_are_not_evidence():
     assert evidence({"top1": 0.5, "top1_ref": 0.0}) == {}
     assert evidence({"kl": True}) == {}
     assert verdict(0.97, {"same_top": 0.7}).band == "poor"  # what is there still decides
+
+
+def test_the_cli_line_prints_the_records_verdict():
+    """`run`'s summary line keeps its format; its band is the record's verdict (digits: top-1, not weight cosine)."""
+    args = [sys.executable, "-m", "qcore", "run", "--preset", "digits-small", "--method", "int2"]
+    rec = json.loads(subprocess.run([*args, "--json"], cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+    line = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert rec["quality_basis"] == "top1"
+    assert f"weight cosine {rec['weight_cosine']:.6f} ({rec['quality']}), SQNR" in line
