@@ -41,6 +41,7 @@ from .hf_eval import (
     sentence_batch,
     token_ids,
 )
+from .hf_replay import BlockReplay
 from .model import LazyTensors, Model, StopForward
 from .texts import corpus_text, eval_sentences
 
@@ -205,6 +206,7 @@ class HFCode:
             if tuple(names[n]) != own[k]:
                 raise QcoreError(f"{label}: tensor '{n}' is {list(names[n])}, the config needs {list(own[k])}")
         self.captured = {self.names[k]: m for k, m in linear.items() if k in self.names}  # checkpoint name -> module
+        self.replay = BlockReplay(self.module, self.names)  # calibration passes skip the blocks already final
 
     def load(self, tensors: Mapping[str, torch.Tensor]) -> None:
         state = {}
@@ -223,8 +225,11 @@ class HFCode:
         with self.lock, torch.no_grad():
             self.load(tensors)
             hooks = [] if capture is None else [self._hook(capture, name, mask) for name in self.captured]
+            if capture is None:
+                self.replay.clear()  # not calibrating (any more): hold no block output
             try:
-                return self._run(x.clamp(min=0), mask)
+                with self.replay.replaying(tensors, x, getattr(capture, "until", None)):
+                    return self._run(x.clamp(min=0), mask)
             except StopForward:
                 return None
             finally:

@@ -3,6 +3,7 @@ charlm written as a GPT-2 folder giving the native model's numbers, and a small 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from importlib.metadata import distribution
@@ -15,7 +16,8 @@ from qcore import QcoreError, load_model
 from qcore.cli import main
 from qcore.formats.budget import BUDGET_ENV
 from qcore.formats.readers import read_weights
-from qcore.measure.pipeline import run
+from qcore.measure.pipeline import quantize_model, run
+from qcore.methods.registry import get_method
 from qcore.models.hf_eval import decoder_windows, ranks, spearman
 from qcore.models.hf_folders import LLAMA_FOLDER, char_tokenizer_json, charlm_as_gpt2
 from qcore.models.texts import calibration_sentences, corpus_text, eval_sentences
@@ -300,3 +302,30 @@ def test_concurrent_builds_leave_torch_unpatched():
     assert torch.nn.Module.register_parameter is original and len(built) == 4
     assert all(p.is_meta for m in built for p in m.parameters())
     assert not torch.nn.Linear(2, 2).weight.is_meta
+
+
+@pytest.mark.parametrize("which", ["llama", "gpt2"])
+def test_calibration_replays_finished_blocks_with_the_same_result(which, gpt2_folder, monkeypatch):
+    """gptq through passes that replay finished blocks equals gptq through full passes, bit for bit, and runs each
+    block a number of times that grows with the layers in it, not with the layers before it."""
+    from qcore.models.hf_replay import BlockReplay
+
+    folder = LLAMA_FOLDER if which == "llama" else gpt2_folder
+    model = read_weights(folder)
+    code = model.forward.__self__
+    calls = [0] * len(code.replay.blocks)
+    for j, block in enumerate(code.replay.blocks):  # a block really computed runs its first linear layer
+        first = next(m for m in block.modules() if m in set(code.captured.values()))
+        first.register_forward_pre_hook(lambda *_, j=j: calls.__setitem__(j, calls[j] + 1))
+    cfg = get_method("gptq").make_config(bits=4, group_size=32)
+    fast, _ = quantize_model(model, "gptq", cfg)
+    replayed_calls = list(calls)
+    monkeypatch.setattr(BlockReplay, "replaying", lambda self, *a: contextlib.nullcontext())
+    calls[:] = [0] * len(calls)
+    slow, _ = quantize_model(model, "gptq", cfg)
+    for name, item in fast.items():
+        assert torch.equal(item.dequantize(), slow[name].dequantize()) if hasattr(item, "dequantize") else True, name
+    layers = [sum(code.replay.block_of.get(n) == j for n in code.captured) for j in range(len(calls) + 1)]
+    assert calls == [sum(layers[j:]) for j in range(len(calls))]  # full passes: every later layer's pass runs j
+    assert layers[-1] == 1  # the head, after the blocks
+    assert replayed_calls == [n + 1 for n in layers[:-1]], replayed_calls  # its own layers' passes, then one more
