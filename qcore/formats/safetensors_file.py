@@ -110,7 +110,10 @@ def _check_entry(label: str, t: str, e, data_len: int) -> tuple[int, int]:
         raise QcoreError(f"{label}: tensor '{t}' has invalid data_offsets {str(offs)[:80]}")
     nbytes = math.prod(shape) * ITEMSIZE[e["dtype"]]
     if nbytes > data_len:
-        raise QcoreError(f"{label}: tensor '{t}' shape {list(shape)} overflows the file ({nbytes:,} bytes)")
+        raise QcoreError(
+            f"{label}: truncated or corrupt: tensor '{t}' (shape {list(shape)}) needs {nbytes:,} bytes, and the file "
+            f"holds only {data_len:,} bytes of tensor data"
+        )
     if offs[1] - offs[0] != nbytes:
         raise QcoreError(f"{label}: tensor '{t}' spans {offs[1] - offs[0]:,} bytes, its shape needs {nbytes:,}")
     return offs[0], offs[1]

@@ -342,3 +342,23 @@ def test_real_model_folder_upload_gives_the_cli_output_metrics(page):
         assert cli["task"]["embedding_cosine"] > (0.999 if method == "int8" else 0.9)
         no_errors(page)
         shot(page, f"12-minilm-folder-{method}")
+
+
+def test_a_broken_upload_is_named_as_the_user_named_it(page, tmp_path):
+    """A truncated safetensors file: the one error names the user's own file (not a temp path) and says which
+    size is the tensor's and which the file's."""
+    import torch
+    from safetensors.torch import save_file
+
+    path = tmp_path / "my weights.safetensors"
+    save_file({"w": torch.ones(256, 256)}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    open_page(page, "Quantize", "Quantize a model")
+    upload_in(page, path)
+    alert = page.locator('[data-testid="stSidebar"] [data-testid="stAlert"]').filter(has_text="truncated")
+    alert.wait_for()
+    text = alert.inner_text()
+    assert "my weights.safetensors: truncated or corrupt: tensor 'w'" in text, text
+    assert "needs 262,144 bytes" in text and "holds only" in text and "qlab-upload" not in text
+    shot(page, "13-broken-upload")
