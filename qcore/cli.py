@@ -29,8 +29,12 @@ from .models.presets import PRESETS
 EXIT_BAD_INPUT = 2
 
 
+BAR = {"open": False}  # a terminal bar is drawn on the current line (cleared before an error message)
+
+
 def progress_bar(label: str):
-    """A Progress callback that draws a bar on stderr (one line per step when stderr is not a terminal)."""
+    """A Progress callback that draws a bar on stderr: redrawn in place on a terminal; otherwise one line per step
+    from the first finished step on (a run refused at its first tensor leaves only its one-line error)."""
     tty = sys.stderr.isatty()
 
     def update(done: int, total: int, what: str) -> None:
@@ -38,12 +42,21 @@ def progress_bar(label: str):
         filled = int(width * done / max(total, 1))
         line = f"{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}"
         if tty:
+            BAR["open"] = done != total
             sys.stderr.write("\r" + line.ljust(79) + ("\n" if done == total else ""))
-        else:
+        elif done:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
     return update
+
+
+def error_line(message: str) -> None:
+    """The one line of an error on stderr, on a line of its own (a terminal bar in progress is cleared first)."""
+    if BAR["open"]:
+        sys.stderr.write("\r" + " " * 79 + "\r")
+        BAR["open"] = False
+    print(message, file=sys.stderr)
 
 
 def emit(doc) -> None:
@@ -371,13 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except QcoreError as e:
-        print(f"error: {e}", file=sys.stderr)
+        error_line(f"error: {e}")
         return EXIT_BAD_INPUT
     except Exception as e:  # a bug, not bad input: still one line unless debugging
         if os.environ.get("QCORE_DEBUG"):
             raise
-        print(
-            f"error: internal {type(e).__name__}: {one_line(str(e))} (set QCORE_DEBUG=1 for a traceback)",
-            file=sys.stderr,
-        )
+        error_line(f"error: internal {type(e).__name__}: {one_line(str(e))} (set QCORE_DEBUG=1 for a traceback)")
         return 1

@@ -227,3 +227,25 @@ def test_run_streams_without_holding_the_quantized_model(monkeypatch, capsys):
     assert main(["run", "--preset", "small", "--method", "int8", "--json"]) == 0
     assert seen["keep"] is False and seen["held"] == 0
     assert json.loads(capsys.readouterr().out)["params"] == PARAMS["small"]
+
+
+def test_progress_leaves_an_error_on_a_line_of_its_own(monkeypatch):
+    """On a terminal the bar is cleared before the error; elsewhere the first line comes after a finished step."""
+    import io
+
+    from qcore import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, lines_before in ((Terminal(), 0), (io.StringIO(), 1)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        bar = cli.progress_bar("m rtn")
+        bar(0, 2, "a.weight")
+        bar(1, 2, "b.weight")
+        cli.error_line("error: b.weight has 1 NaN")
+        shown = stream.getvalue().split("\r")[-1] if isinstance(stream, Terminal) else stream.getvalue()
+        lines = shown.splitlines()
+        assert lines[-1] == "error: b.weight has 1 NaN" and len(lines) == lines_before + 1, lines
+        assert "0/2" not in stream.getvalue() or isinstance(stream, Terminal)
