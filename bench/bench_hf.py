@@ -4,9 +4,9 @@ threads so its wall time and peak RSS are its own."""
 
 import json
 import os
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
@@ -31,21 +31,27 @@ def bench_minilm() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     for label, args in RUNS:
         argv = ["--method", "int8"] if not args else args
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "qcore", "run", "--weights", str(folder), *argv, "--json"],
-            capture_output=True, text=True, env=env,
-        )  # fmt: skip
-        wall = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, the largest child so far
-        if proc.returncode:
-            print(f"{label:13s} failed: {proc.stderr.strip().splitlines()[-1]}")
+        cmd = [sys.executable, "-m", "qcore", "run", "--weights", str(folder), *argv, "--json"]
+        code, out, err, wall, peak = run_child(cmd, env)
+        if code:
+            print(f"{label:13s} failed: {err.strip().splitlines()[-1]}")
             continue
-        task = json.loads(proc.stdout)["task"]
+        task = json.loads(out)["task"]
         figures = ", ".join(f"{k} {v:.6f}" for k, v in task.items())
-        rss = f"peak RSS {peak / 1024:.0f} MiB" if peak > before else "peak RSS below an earlier run's"
-        print(f"{label:13s} {wall:6.1f} s wall, {rss}: {figures}")
+        print(f"{label:13s} {wall:6.1f} s wall, peak RSS {peak / 1024:.0f} MiB: {figures}")
+
+
+def run_child(cmd: list[str], env: dict) -> tuple[int, str, str, float, int]:
+    """Run cmd; (exit code, stdout, stderr, wall seconds, this child's own peak RSS in KiB, from wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read(), wall, usage.ru_maxrss
 
 
 if __name__ == "__main__":
