@@ -46,14 +46,21 @@ def mixed_floor_bpw(model: Model, policy: Policy, cfg: MixedConfig) -> float:
     return 8 * writer.stats.file_bytes / max(model.params, 1)
 
 
-def run_blocker(model: Model, method: str, options: dict, policy: Policy) -> Blocker | None:
-    """The first reason a run of `method` with `options` on `model` cannot succeed or would quantize nothing."""
+KEPT_WHY = {  # a policy decision, as the message says it
+    "1d": "1-D (bias or norm)", "empty": "empty", "head": "output head", "embedding": "embedding",
+    "not_included": "not matching the include pattern", "excluded": "matching the exclude pattern",
+}  # fmt: skip
+
+
+def run_blocker(model: Model, method: str, options: dict, policy: Policy, check_floor: bool = True) -> Blocker | None:
+    """The first reason a run of `method` with `options` on `model` cannot succeed or would quantize nothing
+    (with check_floor=False, only the latter: mixed checks its own floor when it runs)."""
     counts = totals(explain(model, policy))
     if "quantize" not in counts:
         kept = {d: n for d, (n, _) in counts.items()}
-        text = ", ".join(f"{d} {n}" for d, n in kept.items())
+        text = ", ".join(f"{n} {KEPT_WHY.get(d, d)}" for d, n in kept.items())
         return Blocker("no_tensors", f"the policy selects no tensor to quantize (kept in FP16: {text})", kept)
-    if method == "mixed":
+    if method == "mixed" and check_floor:
         cfg: MixedConfig = get_method("mixed").make_config(**options)
         floor = mixed_floor_bpw(model, policy, cfg)
         if floor > cfg.target_bpw:

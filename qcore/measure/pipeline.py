@@ -20,6 +20,7 @@ from ..methods.registry import Method, config_dict, get_method
 from ..models.model import Model
 from ..models.policy import Policy
 from ..progress import Progress
+from .feasible import run_blocker
 from .record import Measure
 
 Item = Quantized | torch.Tensor  # what a run stores for a tensor: its quantization, or the tensor kept in FP16
@@ -139,6 +140,9 @@ def run(
     cfg = m.make_config(**(options or {}))
     if model.params == 0:  # every ratio of the record divides by the weights (a model of empty tensors has none)
         raise QcoreError(f"{model.name}: no tensor with any elements to quantize (every tensor is empty)")
+    blocker = run_blocker(model, method, options or {}, policy, check_floor=False)
+    if blocker is not None:  # a run that quantizes nothing would read "1.00x, excellent": say why instead
+        raise QcoreError(f"{model.name}: {blocker.message}; nothing would change (see --include / --exclude)")
     clock = Clock()
     measure = Measure(model, keep_approx=model.forward is not None or model.task is not None, minmax=m.minmax(cfg))
     quantized: dict[str, Item] = {}

@@ -249,3 +249,13 @@ def test_progress_leaves_an_error_on_a_line_of_its_own(monkeypatch):
         lines = shown.splitlines()
         assert lines[-1] == "error: b.weight has 1 NaN" and len(lines) == lines_before + 1, lines
         assert "0/2" not in stream.getvalue() or isinstance(stream, Terminal)
+
+
+def test_a_policy_that_selects_no_tensor_is_refused_not_reported_as_lossless(capsys):
+    from qcore.cli import main
+
+    capsys.readouterr()
+    assert main(["run", "--preset", "large", "--method", "rtn", "--include", "no_such_layer"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "selects no tensor to quantize" in lines[0]
+    assert "3 not matching the include pattern" in lines[0] and "nothing would change" in lines[0]

@@ -91,9 +91,9 @@ def test_the_whole_file_theoretical_ratio_counts_the_fp16_tensors_kept():
     assert head_kept["theoretical_file_ratio"] < everything["theoretical_file_ratio"]  # the kept tensors cost
 
 
-def test_nothing_quantized_has_a_whole_file_theoretical_ratio_of_one():
-    rec = run(small_lm(), "int2", policy=Policy(include="no_such_tensor")).record
-    assert rec["theoretical_file_ratio"] == 1.0 and rec["theoretical_ratio"] is None
+def test_a_run_that_would_quantize_nothing_is_refused_with_the_reason():
+    with pytest.raises(QcoreError, match="selects no tensor to quantize .* nothing would change"):
+        run(small_lm(), "int2", policy=Policy(include="no_such_tensor"))
 
 
 class Recorder:
