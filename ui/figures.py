@@ -370,23 +370,25 @@ def sensitivity(rows: list[dict], metric: str, per_width: bool = False) -> go.Fi
 
 
 def layer_pair(recs: list[dict], labels: list[str], metric: str) -> go.Figure:
-    """Per-layer weight cosine or SQNR (dB) of several runs, one trace each, over the layers of all of them in
-    order (a gap where a run's model lacks a layer)."""
+    """Per-layer weight cosine or SQNR (dB) of several runs, one trace each, with the layers of all of them down the
+    y axis in order (short names on the axis, the full name on hover; a gap where a run's model lacks a layer)."""
     names = list(dict.fromkeys(la["name"] for rec in recs for la in rec["layers"]))
     fig = go.Figure()
-    ys: list[float] = []
+    xs: list[float] = []
+    fmt = ".6f" if metric == "weight_cosine" else ".2f"
     for i, (rec, label) in enumerate(zip(recs, labels, strict=True)):
         by = {la["name"]: la[metric] for la in rec["layers"]}
-        y = [by.get(name) for name in names]
-        ys += [v for v in y if v is not None]
+        x = [by.get(name) for name in names]
+        xs += [v for v in x if v is not None]
         fig.add_scatter(
-            x=names, y=y, mode="lines+markers", name=label, line={"color": PALETTE[i % len(PALETTE)], "width": 2},
-            marker={"size": 10, "symbol": ("circle", "diamond", "square")[i % 3]},
-            hovertemplate="%{x}: %{y:" + (".6f" if metric == "weight_cosine" else ".2f") + "}<extra>" + label + "</extra>",
+            x=x, y=names, mode="markers", name=label,
+            marker={"size": 10, "color": PALETTE[i % len(PALETTE)], "symbol": ("circle", "diamond", "square")[i % 3]},
+            hovertemplate="%{y}: %{x:" + fmt + "}<extra>" + label + "</extra>",
         )  # fmt: skip
     axis = t("ax_cosine") if metric == "weight_cosine" else t("col_sqnr_db")
     if metric == "weight_cosine":
-        add_bands(fig, ys)
-    fig.update_xaxes(type="category")
+        add_bands(fig, xs, axis="x")
+    height = min(150 + max(ROW_PX * len(names), 110), MAX_HEIGHT)
+    fig.update_yaxes(type="category", autorange="reversed", **category_ticks(names, short_names(names), height - 150))
     title = t("fig_pair_title", metric=t("y_weight_cosine") if metric == "weight_cosine" else t("col_sqnr_db"))
-    return layout(fig, title, t("ax_layer"), axis, height=380)
+    return layout(fig, title, axis, t("ax_layer"), height=height)

@@ -114,7 +114,8 @@ def test_two_runs_side_by_side_draw_both(ran):
     pair = next(s for s in specs if "per layer" in s["layout"]["title"]["text"])
     assert [tr["name"] for tr in pair["data"]] == ["#1", "#2"]
     for tr, e in zip(pair["data"], runs[:2], strict=True):
-        assert tr["y"] == [la["weight_cosine"] for la in e.record["layers"]]
+        assert tr["x"] == [la["weight_cosine"] for la in e.record["layers"]]  # layers down the y axis
+        assert tr["y"] == [la["name"] for la in e.record["layers"]]
     hists = [s for s in specs if s["data"] and s["data"][0].get("type") == "histogram"]
     assert len(hists) == 2
     assert [len(h["layout"]["shapes"]) for h in hists] == [256, 8]  # int8's levels beside rtn 3-bit's
