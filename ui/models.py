@@ -23,6 +23,7 @@ import streamlit as st
 
 from qcore import Model, ModelRef, Policy, QcoreError, load_model
 from qcore.api.runs import open_model
+from qcore.api.specs import RUN_POLICY
 from qcore.format import fmt_bytes
 from qcore.formats.model_folder import save_files, unpack_zip
 from qcore.formats.readers import read_safetensors_header, read_weights, server_files, server_path, server_stamp
@@ -32,7 +33,10 @@ from ui.i18n import t, t_or
 from ui.uploads import remove_upload, upload_path
 
 UPLOAD_KEY, SERVER_KEY = "qlab_upload", "qlab_server"
-POLICY_DEFAULTS = {"pol_head": True, "pol_emb": False, "pol_include": "", "pol_exclude": ""}  # = the CLI's
+POLICY_DEFAULTS = {  # the policy controls' defaults: qcore's one default policy, as the CLI's
+    "pol_head": RUN_POLICY.quantize_head, "pol_emb": RUN_POLICY.quantize_embeddings,
+    "pol_include": RUN_POLICY.include or "", "pol_exclude": RUN_POLICY.exclude or "",
+}  # fmt: skip
 FOLDER_NAME = "model-folder"  # what a model folder uploaded as separate files is called (its files carry no folder)
 FOLDER_PARTS = (".json", ".txt")  # files that only make sense with the rest of their model folder
 # Any file type is accepted: a folder's README or .gitattributes is skipped and named, and a lone file of an
