@@ -56,6 +56,7 @@ class Upload:
     model: Model | None = field(default=None, repr=False)
     error: str | None = None
     skipped: list[str] = field(default_factory=list)  # uploaded files that are not part of a model folder
+    older: list[str] = field(default_factory=list)  # earlier single files still in the uploader, not read
 
     @property
     def ref(self) -> ModelRef:
@@ -113,12 +114,21 @@ def save_upload(files: list, digest: str, name: str) -> tuple[Path, list[str]]:
         path.unlink(missing_ok=True)
 
 
+def newest_unless_folder(files: list) -> tuple[list, list[str]]:
+    """Several files with a config.json among them are a model folder; otherwise a new file dropped beside an earlier
+    one replaces it, as a one-file uploader would: (the files to read, the names of those left unread)."""
+    if len(files) < 2 or any(Path(f.name).name == "config.json" for f in files):
+        return files, []
+    return [files[-1]], [f.name for f in files[:-1]]
+
+
 def accept_upload(files: list) -> Upload:
     """Save and read what the uploader holds, once per set of files; returns the session's Upload (maybe failed)."""
     ids = tuple(f.file_id for f in files)
     up = st.session_state.get(UPLOAD_KEY)
     if up is not None and up.file_id == ids:
         return up
+    files, older = newest_unless_folder(files)
     digest, name = upload_digest(files), upload_name(files)
     if up is not None and (up.digest, up.name) == (digest, name):
         up.file_id = ids
@@ -127,6 +137,7 @@ def accept_upload(files: list) -> Upload:
     up = Upload(ids, digest, name, None)
     try:
         up.path, up.skipped = save_upload(files, digest, name)
+        up.older = older
         up.model = read_saved(up.path, name)
     except QcoreError as e:
         up.error = str(e)

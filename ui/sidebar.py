@@ -125,6 +125,8 @@ def _upload() -> ModelRef | None:
     st.caption(t("sb_upload_ok", params=f"{up.model.params:,}", n=len(up.model.tensors)))
     if up.skipped:
         st.caption(t("sb_upload_skipped", names=", ".join(up.skipped)))
+    if up.older:
+        st.caption(t("sb_upload_older", names=", ".join(up.older), name=up.name))
     return up.ref
 
 

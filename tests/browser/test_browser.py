@@ -312,10 +312,20 @@ def test_report_page_and_language(page):
     shot(page, "08-quantize-zh")
 
 
-def test_real_model_folder_upload_gives_the_cli_output_metrics(page):
+@pytest.fixture
+def fresh(browser, server):
+    """A page in a browser session of its own (its uploader holds nothing from earlier tests)."""
+    pg = new_page(browser, server)
+    yield pg
+    pg.context.close()
+
+
+def test_real_model_folder_upload_gives_the_cli_output_metrics(fresh):
     """A Hugging Face folder's files dropped together: the model runs through its own code, and the output metrics
     the page shows (output cosine, embedding cosine, ranking agreement) are those of the CLI line it shows."""
     from qcore.format import fmt_cos, fmt_metric
+
+    page = fresh
 
     folder = real_checkpoint().parent
     files = [str(p) for p in sorted(folder.rglob("*")) if p.is_file()]  # 1_Pooling/config.json arrives as config.json
@@ -344,11 +354,14 @@ def test_real_model_folder_upload_gives_the_cli_output_metrics(page):
         shot(page, f"12-minilm-folder-{method}")
 
 
-def test_a_broken_upload_is_named_as_the_user_named_it(page, tmp_path):
+def test_a_broken_upload_is_named_as_the_user_named_it(fresh, tmp_path):
     """A truncated safetensors file: the one error names the user's own file (not a temp path) and says which
-    size is the tensor's and which the file's."""
+    size is the tensor's and which the file's. Then a good file dropped beside it replaces it, as a one-file
+    uploader would (no config.json among them: not a model folder)."""
     import torch
     from safetensors.torch import save_file
+
+    page = fresh
 
     path = tmp_path / "my weights.safetensors"
     save_file({"w": torch.ones(256, 256)}, path)
@@ -362,3 +375,10 @@ def test_a_broken_upload_is_named_as_the_user_named_it(page, tmp_path):
     assert "my weights.safetensors: truncated or corrupt: tensor 'w'" in text, text
     assert "needs 262,144 bytes" in text and "holds only" in text and "qlab-upload" not in text
     shot(page, "13-broken-upload")
+    good = checkpoint(tmp_path, "solo", 64, 0)
+    page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        str(good)
+    )
+    page.get_by_role("heading", name=f"Model: {good.name}").wait_for()
+    page.locator('[data-testid="stSidebar"]').get_by_text("Reading the newest file").wait_for()
+    no_errors(page)

@@ -88,3 +88,16 @@ def test_a_zip_that_escapes_its_folder_is_refused_by_name(tmp_path):
     errors = [e.value for e in at.sidebar.error]
     assert len(errors) == 1 and "evil.zip" in errors[0] and "path-traversal" in errors[0]
     assert not list(at.session_state["qlab_upload_dir"].path.iterdir())
+
+
+def test_a_new_file_beside_an_earlier_one_replaces_it_unless_they_make_a_folder():
+    from types import SimpleNamespace
+
+    from ui.models import newest_unless_folder
+
+    f = lambda name: SimpleNamespace(name=name)  # noqa: E731
+    a, b = f("old.safetensors"), f("new.npz")
+    assert newest_unless_folder([a]) == ([a], [])
+    assert newest_unless_folder([a, b]) == ([b], ["old.safetensors"])
+    folder = [f("config.json"), f("model.safetensors"), f("tokenizer.json")]
+    assert newest_unless_folder(folder) == (folder, [])
