@@ -85,3 +85,39 @@ def checkpoint(folder: Path, prefix: str, width: int, seed: int, suffix: str = "
 
         save_file(tensors, path)
     return path
+
+
+# ---- driving the page by widget key ------------------------------------------------------------------------
+
+
+def idle(pg) -> None:
+    """Wait for the script run that the last interaction started (if any) to finish."""
+    pg.wait_for_timeout(300)
+    pg.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+
+
+def widget(pg, key: str):
+    return pg.locator(f".st-key-{key}")
+
+
+def select(pg, key: str, value: str) -> None:
+    """Pick the option of selectbox `key` whose label starts with `value`."""
+    import re
+
+    idle(pg)  # a rerun redraws the sidebar: an open list would be detached under the click
+    widget(pg, key).get_by_role("combobox").click()
+    pg.get_by_role("option", name=re.compile(rf"^{re.escape(value)}(\b|\s|$)")).first.click()
+    idle(pg)
+
+
+def type_in(pg, key: str, value: str) -> None:
+    """Type into the text or number input `key` and commit it."""
+    field = widget(pg, key).locator("input")
+    field.fill(value)
+    field.press("Enter")
+    idle(pg)
+
+
+def no_errors(pg) -> None:
+    assert pg.locator('[data-testid="stException"]').count() == 0
+    assert pg.locator('[data-testid="stAlertContentError"]').count() == 0
