@@ -5,6 +5,7 @@ import importlib.util
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -56,6 +57,7 @@ def test_digits_model_loads_with_expected_sizes_and_accuracy(name):
     assert model.head == (f"fc{len(T.CONFIGS[name].widths) - 1}.weight",) and model.embeddings == ()
     m = task(model.tensors, model.tensors)
     assert m["top1"] >= 0.95 and m["top1"] == m["top1_ref"] and m["logit_mse"] == 0.0
+    assert m["nll"] == m["nll_ref"] > 0 and m["same_class"] == 1.0
     assert T.load_trained(name) is model  # cached
 
 
@@ -120,6 +122,29 @@ def test_charlm_is_causal(charlm):
         x[0, 50] = (x[0, 50] + 1) % T.CONFIGS["charlm"].vocab_size
         b = model.forward(model.tensors, x)
     assert torch.equal(a[0, :50], b[0, :50]) and not torch.equal(a[0, 50:], b[0, 50:])
+
+
+@needs_sklearn
+def test_digits_cross_entropy_and_agreement_match_plain_formulas():
+    """nll is the mean of -log softmax at the true class; same_class counts images whose argmax is the reference's."""
+    model = T.load_trained("digits-medium")
+    approx = dequantized(run(model, "int2").quantized)
+    m = model.task(model.tensors, approx)
+    x, labels = (a.double().numpy() for a in model.task.args)  # the held-out images and their classes
+    labels = labels.astype(np.int64)
+
+    def logits(tensors):  # fc1 .. fc3, ReLU between
+        h = x
+        for i in (1, 2, 3):
+            h = h @ tensors[f"fc{i}.weight"].double().numpy().T + tensors[f"fc{i}.bias"].double().numpy()
+            h = np.maximum(h, 0) if i < 3 else h
+        return h
+
+    ref, got = logits(model.tensors), logits(approx)
+    z = got - got.max(1, keepdims=True)
+    nll = float(np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(len(labels)), labels]))
+    assert m["nll"] == pytest.approx(nll, rel=1e-6) and m["nll"] != m["nll_ref"]
+    assert m["same_class"] == float(np.mean(got.argmax(1) == ref.argmax(1))) < 1.0
 
 
 @needs_sklearn
