@@ -34,7 +34,9 @@ def test_both_languages_have_the_same_keys_and_placeholders():
 
 
 def ui_source() -> str:
-    return "\n".join(p.read_text() for p in [*(ROOT / "ui").glob("*.py"), *(ROOT / "app_pages").glob("*.py"), ROOT / "app.py"])
+    return "\n".join(
+        p.read_text() for p in [*(ROOT / "ui").glob("*.py"), *(ROOT / "app_pages").glob("*.py"), ROOT / "app.py"]
+    )
 
 
 def test_every_key_the_code_asks_for_exists():

@@ -161,7 +161,9 @@ def test_the_tour_drew_every_option_and_every_task_metric_under_its_label(toured
     missing = [(m.name, o.name) for m in METHODS.values() for o in m.options() if o.label.heading(lang) not in texts]
     assert not missing, missing
     cards = {metric_label(k).heading(lang) for k in task_keys() if not k.endswith(REF_SUFFIX)}
-    assert len(cards) == 7 and cards <= texts, cards - texts  # top1, nll, same_class, logit_mse, perplexity, kl, same_top
+    assert len(cards) == 7 and cards <= texts, (
+        cards - texts
+    )  # top1, nll, same_class, logit_mse, perplexity, kl, same_top
     if lang == "zh":
         same = [o.name for m in METHODS.values() for o in m.options() if o.label.heading("zh") == o.label.heading()]
         assert not same, same
