@@ -41,10 +41,15 @@ PROXY_STD = 0.02  # proxies are N(0, 0.02^2), typical of trained transformer wei
 
 @lru_cache(maxsize=256)
 def _proxy(method: str, options: tuple, n: int):
-    """The method's output on a 2-row proxy with `n` columns (its layout), and its config."""
+    """The method's output on a 2-row proxy with `n` columns (its layout), and its config. A calibrated method with a
+    storage twin is laid out by the twin: an (n, n) Hessian for an 18944-column row is 1.4 GiB and a minute to factor.
+    """
     m = get_method(method)
     cfg = m.make_config(**dict(options))
     W = torch.randn(2, n, generator=torch.Generator().manual_seed(0)) * PROXY_STD
+    if m.storage_twin is not None:
+        twin, twin_options = m.storage_twin(cfg)
+        return get_method(twin).quantize(W, get_method(twin).make_config(**twin_options)), cfg
     return m.quantize(W, cfg, H=torch.eye(n) if m.needs_calibration else None), cfg
 
 

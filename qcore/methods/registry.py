@@ -91,6 +91,9 @@ class Method:
     kind: str = "scalar"  # "scalar": each weight on its own grid; "vector": lattice or trellis codes over many weights
     # Whether a config is plain min-max RTN, whose error the uniform-noise model predicts per layer.
     minmax: Callable[[Any], bool] = never
+    # (method, options) of a method without calibration that stores a config's output in exactly the same layout
+    # (tests/analysis/test_sizing.py checks it), so sizing need not factor an (in, in) Hessian to read a layout.
+    storage_twin: Callable[[Any], tuple[str, dict]] | None = None
 
     def quantize(
         self, W: torch.Tensor, cfg, *, H: torch.Tensor | None = None, progress: Progress | None = None
@@ -217,6 +220,7 @@ register(
         quantize_gptq,
         GPTQConfig,
         needs_calibration=True,
+        storage_twin=lambda c: ("rtn", {"bits": c.bits, "group_size": c.group_size, "sym": c.sym, "rotate": c.rotate}),
     )
 )
 register(

@@ -6,6 +6,7 @@ import torch
 from qcore import METHODS, Policy, get_method, load_preset, run
 from qcore.analysis.sizing import model_entries, predict_size, tensor_bytes
 from qcore.formats.storage import ArtifactWriter
+from qcore.formats.table import layout_of
 from qcore.methods.coded import CodedTensor
 from qcore.methods.quant import QuantizedTensor
 
@@ -36,9 +37,41 @@ def written(item) -> tuple[int, int]:
 def test_tensor_bytes_equal_what_the_writer_counts(method, options, shape):
     m = get_method(method)
     W = torch.randn(*shape, generator=torch.Generator().manual_seed(shape[0])) * 0.02
-    qt = m.quantize(W, m.make_config(**options), H=torch.eye(shape[1]) if m.needs_calibration else None)
+    qt = m.quantize(W, m.make_config(**options), H=hessian(shape[1]) if m.needs_calibration else None)
     assert isinstance(qt, QuantizedTensor | CodedTensor)
     assert tensor_bytes(method, options, shape) == written(qt)
+
+
+def hessian(n: int) -> torch.Tensor:
+    """2 X^T X / N of correlated inputs with one dead column: a Hessian like a real layer's, not the identity."""
+    g = torch.Generator().manual_seed(n)
+    X = torch.randn(4 * n, n, generator=g) @ (torch.eye(n) + 0.3 * torch.randn(n, n, generator=g) / n**0.5)
+    X[:, 1] = 0
+    return 2 * X.T @ X / len(X)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"bits": 2, "group_size": 64},
+        {"bits": 8, "group_size": 0, "sym": True},
+        {"bits": 3, "sym": True},
+        {"rotate": True, "act_order": False},
+        {"group_size": 32, "act_order": False, "damp": 0.5},
+    ],  # fmt: skip
+    ids=str,
+)
+@pytest.mark.parametrize("shape", [(40, 256), (7, 200)])
+def test_a_storage_twin_lays_out_exactly_as_its_method(options, shape):
+    """Sizing reads gptq's layout from rtn's: on a real Hessian every stored array has the same shape and dtype."""
+    m = get_method("gptq")
+    cfg = m.make_config(**options)
+    W = torch.randn(*shape, generator=torch.Generator().manual_seed(1)) * 0.02
+    twin, twin_options = m.storage_twin(cfg)
+    got = m.quantize(W, cfg, H=hessian(shape[1]))
+    ref = get_method(twin).quantize(W, get_method(twin).make_config(**twin_options))
+    assert layout_of(got) == layout_of(ref) and written(got) == written(ref)
 
 
 @pytest.mark.parametrize("preset", ("small", "medium", "large"))
