@@ -9,11 +9,13 @@ made inside a cached function for replay, so the status must be drawn outside it
 
 from __future__ import annotations
 
+import itertools
 import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
@@ -55,7 +57,48 @@ class ScalingRun:
 
 
 CALLS: Counter[str] = Counter()  # how often each computation really ran (cache misses); tests read it
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qlab-work")
+WORKERS = 2  # runs the server does at once (this machine has 2 cores); later ones wait in line
+
+
+class WorkLine:
+    """The worker pool and who waits in it: a run submitted while every worker is busy can say how many runs come
+    before it (the ones running, then the ones that arrived earlier)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qlab-work")
+        self._lock = threading.Lock()
+        self._waiting: list[int] = []  # tickets submitted and not started, oldest first
+        self._running = 0
+        self._tickets = itertools.count()
+
+    def submit(self, fn: Callable, *args, **kwargs) -> tuple[int, Future]:
+        """fn(*args, **kwargs) on a worker; returns its ticket and future."""
+        ticket = next(self._tickets)
+        with self._lock:
+            self._waiting.append(ticket)
+
+        def work():
+            with self._lock:
+                self._waiting.remove(ticket)
+                self._running += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self._running -= 1
+
+        return ticket, self._pool.submit(work)
+
+    def ahead(self, ticket: int) -> int | None:
+        """How many runs come before a waiting ticket; None once it has started."""
+        with self._lock:
+            if ticket not in self._waiting:
+                return None
+            return self._running + self._waiting.index(ticket)
+
+
+LINE = WorkLine(WORKERS)
 STATUS_AFTER = 0.15  # seconds a run may take before its status is drawn (a cache hit returns sooner)
 TICK = 0.25  # seconds between redraws of the elapsed time while no event arrives
 SENSITIVITY_BITS = (2, 3, 4, 8)  # rtn's widths in the heatmap; then e8p, 2 bits past the scalar limit
@@ -119,12 +162,13 @@ def blocker(spec: RunSpec, _model: Model) -> Blocker | None:
 def with_progress(fn: Callable, label: str, *args, **kwargs):
     """Call fn(*args, **kwargs, _progress=...) in a worker thread while a status shows the elapsed time and the step
     now running. The status appears at once (unless fn returns within STATUS_AFTER: a cache hit draws nothing) and
-    its clock ticks while no event arrives. Exceptions from fn are re-raised here.
+    its clock ticks while no event arrives; while every worker is busy with other runs (other sessions share this
+    server's WORKERS), the bar says how many come first. Exceptions from fn are re-raised here.
     """
     events: queue.Queue = queue.Queue()
     report = lambda done, total, what: events.put((done, total, what))
     t0 = time.monotonic()
-    future = _POOL.submit(fn, *args, **kwargs, _progress=report)
+    ticket, future = LINE.submit(fn, *args, **kwargs, _progress=report)
     try:
         return future.result(timeout=STATUS_AFTER)
     except FutureTimeout:
@@ -140,7 +184,9 @@ def with_progress(fn: Callable, label: str, *args, **kwargs):
                 last = events.get_nowait()
         except queue.Empty:
             pass
-        now = (status_label(label, time.monotonic() - t0), step_text(last))
+        busy = LINE.ahead(ticket) if last is None else None
+        queued = t("run_queued", busy=busy, workers=LINE.workers) if busy else None
+        now = (status_label(label, time.monotonic() - t0), queued or step_text(last))
         if now != drawn:
             status.update(label=now[0], expanded=True)  # without `expanded`, a relabelled status folds its bar away
             bar.progress(min(last[0] / max(last[1], 1), 1.0) if last else 0.0, text=now[1])

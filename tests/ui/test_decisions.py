@@ -5,6 +5,7 @@ is on screen before qcore reports anything."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -14,6 +15,7 @@ from qcore.measure.feasible import mixed_floor_bpw
 from qcore.methods.mixed import MixedConfig
 from tests.conftest import ROOT
 from ui import cache, tables
+from ui.i18n import t
 
 TIMEOUT = 120  # seconds; the machine is shared, so be generous (never asserted as a speed)
 
@@ -148,6 +150,30 @@ def test_the_clock_ticks_while_no_event_arrives(fake_st):
     assert cache.with_progress(silent, "Training") == "done"
     labels = [text for kind, text in fake_st.log if kind in ("status", "label")]
     assert labels[0].startswith("Training · ") and labels[0].endswith(" s") and labels[-1] != labels[0]
+
+
+def test_a_run_behind_busy_workers_says_how_many_come_first(fake_st):
+    release = threading.Event()
+    blockers = [cache.LINE.submit(release.wait, 60) for _ in range(cache.WORKERS)]  # other sessions' runs
+    deadline = time.monotonic() + 60
+    while any(cache.LINE.ahead(ticket) is not None for ticket, _ in blockers) and time.monotonic() < deadline:
+        time.sleep(0.01)  # both workers busy
+    expected = t("run_queued", busy=cache.WORKERS, workers=cache.WORKERS)
+
+    def free_when_shown():
+        while ("bar", expected) not in fake_st.log and time.monotonic() < deadline:
+            time.sleep(0.01)
+        release.set()
+
+    watcher = threading.Thread(target=free_when_shown)
+    watcher.start()
+    try:
+        assert cache.with_progress(lambda _progress: "ran", "Quantizing") == "ran"
+    finally:
+        release.set()
+        watcher.join()
+    assert ("bar", expected) in fake_st.log and "come first" in expected
+    assert all(f.result(timeout=60) for _, f in blockers)
 
 
 def test_an_error_in_the_work_reaches_the_page(fake_st):
