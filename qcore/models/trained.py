@@ -52,7 +52,10 @@ CONFIGS: dict[str, DigitsConfig | CharLMConfig] = {
 def describe(cfg: DigitsConfig | CharLMConfig) -> str:
     """One line for a model listing."""
     if isinstance(cfg, DigitsConfig):
-        return f"MLP {' -> '.join(map(str, cfg.widths))} (ReLU) trained on scikit-learn's 8x8 digits; task: top-1"
+        return (
+            f"MLP {' -> '.join(map(str, cfg.widths))} (ReLU) trained on scikit-learn's 8x8 digits; "
+            f"task: top-1, cross-entropy and same prediction on {cfg.n_test} held-out images"
+        )
     return (
         f"char-level transformer LM, {cfg.n_layer} layers, d_model {cfg.d_model}, {cfg.n_head} heads, "
         f"context {cfg.block_size}, trained on Python stdlib docstrings; task: perplexity, KL, same-top"
