@@ -95,6 +95,8 @@ st.subheader(t("x_memory"))
 what_if = xmem.what_if_inputs()
 memory = guarded(xmem.memory_frame, result, what_if)
 xmem.show_memory(memory, key="x_memory_table")
+if note := xmem.context_note(result, what_if):
+    st.warning(note, icon=":material/warning:")
 over = what_if.overhead
 st.caption(t("x_memory_caption", pct=f"{over.pct:g}", fixed=f"{over.fixed_gib:g}"))
 for line in xmem.gpu_notes(what_if):

@@ -298,7 +298,12 @@ def extrapolation_lines(doc: dict) -> list[str]:
         f"{doc['arch']}: {doc['params']:,} params; {kinds}",
         f"{doc['method']}: {fmt_bytes(doc['fp16_bytes'])} -> {fmt_bytes(doc['quantized_bytes'])} "
         f"({doc['compression_ratio']:.2f}x, {doc['memory_saving']:.1%} saved, {doc['bpw']:.3f} bpw); {parts}",
-        f"KV cache: {fmt_bytes(kv['bytes'])} at {kv['context']} tokens x {kv['batch']} in {kv['kv_bits']}-bit",
+        f"KV cache: {fmt_bytes(kv['bytes'])} at {kv['context']} tokens x {kv['batch']} in {kv['kv_bits']}-bit"
+        + (
+            f" (beyond {doc['arch']}'s {kv['max_context']:,}-token context)"
+            if kv["context"] > kv["max_context"]
+            else ""
+        ),
     ]
     if "accuracy" in doc:
         a = doc["accuracy"]

@@ -104,6 +104,12 @@ def show_memory(df: pd.DataFrame, key: str) -> None:
     st.dataframe(df, hide_index=True, column_config=config, key=key)
 
 
+def context_note(result: dict, w: WhatIf) -> str | None:
+    """Which architectures the chosen context is longer than (their KV cache is sized all the same), or None."""
+    over = [f"{name} ({arch.max_context:,})" for name, arch in result["archs"].items() if w.context > arch.max_context]
+    return t("x_context_over", context=f"{w.context:,}", archs=t("and").join(over)) if over else None
+
+
 def gpu_notes(w: WhatIf) -> list[str]:
     """The chosen card's figures and what the tokens/s columns are: an upper bound and an estimate."""
     if not w.gpu:

@@ -16,7 +16,7 @@ def extrapolate(spec: ExtrapolationSpec, fit: AccuracyFit | None = None, progres
     """arch_sizes' figures for the spec's architecture and method, plus:
 
     all_quantized_ratio: the ratio with embeddings and head quantized too (what a codes-only figure suggests);
-    kv_cache: {context, batch, kv_bits, bytes}; accuracy (when spec.accuracy): predict_accuracy's figures from
+    kv_cache: {context, batch, kv_bits, bytes, max_context}; accuracy (when spec.accuracy): predict_accuracy's figures from
     `fit`, or from a fit measured here on the presets (fit_accuracy) when none is given; gpu (when spec.gpu):
     gpu_what_if's fit and tokens/s for the quantized weights on that card, at the spec's context, batch and KV bits.
     """
@@ -28,6 +28,7 @@ def extrapolate(spec: ExtrapolationSpec, fit: AccuracyFit | None = None, progres
     doc["kv_cache"] = {
         "context": spec.context, "batch": spec.batch, "kv_bits": spec.kv_bits,
         "bytes": kv_cache_bytes(arch, spec.context, spec.batch, spec.kv_bits),
+        "max_context": arch.max_context,  # the model's own limit: a longer context is sized, and flagged
     }  # fmt: skip
     if spec.gpu:
         doc["gpu"] = gpu_what_if(

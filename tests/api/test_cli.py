@@ -205,6 +205,17 @@ def test_extrapolate_an_architecture_with_fp16_embeddings():
     assert acc["extrapolated"] and acc["weight_cosine_low"] <= acc["weight_cosine"] <= acc["weight_cosine_high"]
 
 
+def test_extrapolate_flags_a_context_longer_than_the_models_own():
+    proc = qcore("extrapolate", "--arch", "LLaMA-7B", "--method", "int8", "--no-accuracy")
+    assert proc.returncode == 0, proc.stderr
+    assert "KV cache: 2.00 GiB at 4096 tokens x 1 in 16-bit (beyond LLaMA-7B's 2,048-token context)" in proc.stdout
+    proc = qcore("extrapolate", "--arch", "Llama-2-7B", "--method", "int8", "--no-accuracy", "--json")
+    kv = json.loads(proc.stdout)["kv_cache"]
+    assert kv["context"] == kv["max_context"] == 4096  # at the limit: nothing to flag
+    proc = qcore("extrapolate", "--arch", "Llama-2-7B", "--method", "int8", "--no-accuracy")
+    assert "KV cache: 2.00 GiB at 4096 tokens x 1 in 16-bit\n" in proc.stdout
+
+
 def test_extrapolate_a_parameter_count():
     proc = qcore("extrapolate", "--params", "7e9", "--method", "int8", "--no-accuracy", "--json")
     doc = json.loads(proc.stdout)

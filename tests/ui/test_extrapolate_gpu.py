@@ -116,3 +116,13 @@ def test_the_progress_label_names_the_item_being_computed(monkeypatch):
     ]
     assert "fitting accuracy: int8 · int8 on medium" in labels  # the fit's own steps name the preset it is on
     assert labels[-1] == "done"
+
+
+def test_a_context_beyond_the_models_own_is_flagged_and_still_sized():
+    at = llama_int2_on("RTX 4090")  # LLaMA-7B was built for 2,048 tokens; the page's default context is 4,096
+    (warning,) = [w.value for w in at.warning]
+    assert "4,096 tokens" in warning and "LLaMA-7B (2,048)" in warning
+    kv = memory_row(at, "int2")["KV cache"]
+    at.number_input(key="x_context").set_value(2048).run()
+    assert not at.warning and not at.exception
+    assert memory_row(at, "int2")["KV cache"] != kv  # sized at each context: 2.00 GiB, then 1.00 GiB
