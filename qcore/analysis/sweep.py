@@ -1,17 +1,13 @@
-"""Analyses over records: method sweeps, the Pareto front, and naive size extrapolation."""
+"""Analyses over records: method sweeps and the Pareto front."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import QcoreError
 from ..measure.pipeline import run
 from ..models.model import Model
 from ..models.policy import Policy
 from ..progress import Progress
-
-# Parameter counts the reference report extrapolated to, plus a generic 1B.
-NAMED_SIZES = {"Qwen3-0.6B (~0.6B)": 600_000_000, "1B": 1_000_000_000, "LLaMA-7B (~7B)": 7_000_000_000}
 
 
 def sweep(
@@ -44,36 +40,3 @@ def pareto_front(records: Sequence[dict], x: str = "bpw", y: str = "weight_cosin
         )
         front.append(not dominated)
     return front
-
-
-def naive_extrapolation(records: Sequence[dict], targets: dict[str, int]) -> list[dict]:
-    """Sizes at other parameter counts from each record's measured bits per weight.
-
-    bytes = params x bpw / 8, where bpw = 8 x file bytes / params was measured on the record's model
-    (FP16 likewise). It assumes the target is built like the measured model; real architectures keep
-    embeddings and norms in FP16, which the architecture-aware extrapolation accounts for.
-    """
-    rows = []
-    for r in records:
-        fp16_bpw = 8 * r["fp16_bytes"] / r["params"]
-        rows.append(_size_row(r, r["source"], r["params"], r["fp16_bytes"], r["quantized_bytes"], True))
-        for label, params in targets.items():
-            if params <= 0:
-                raise QcoreError(f"parameter count must be positive, got {params}")
-            rows.append(_size_row(r, label, params, params * fp16_bpw / 8, params * r["bpw"] / 8, False))
-    return rows
-
-
-def _size_row(r: dict, label: str, params: int, fp16: float, quant: float, measured: bool) -> dict:
-    return {
-        "method": r["method"],
-        "model": label,
-        "params": params,
-        "bpw": 8 * quant / params,
-        "fp16_bytes": fp16,
-        "quantized_bytes": quant,
-        "compression_ratio": fp16 / quant,
-        "memory_saving": 1 - quant / fp16,
-        "saved_bytes": fp16 - quant,
-        "measured": measured,
-    }

@@ -66,10 +66,6 @@ EVAL_WINDOWS = 64  # held-out decoder windows
 CALIB_TOKENS = 4096  # default calibration tokens: 32 windows of 128
 
 
-def is_model_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "config.json").is_file()
-
-
 def read_config(folder: Path, label: str) -> dict:
     """config.json, validated: a JSON object, a model type the lab runs, no remote code, sane sizes."""
     path = folder / "config.json"

@@ -7,7 +7,7 @@ import torch
 
 from qcore import ErrorSums, Policy, cosine, get_method, load_preset, quality_band, run
 from qcore.analysis.levels import group_levels, group_weights, level_usage
-from qcore.analysis.sweep import naive_extrapolation, pareto_front
+from qcore.analysis.sweep import pareto_front
 from qcore.measure.metrics import predicted_cosine, range_in_std
 from qcore.models.presets import mlp_widths
 
@@ -120,14 +120,6 @@ def test_pareto_front_matches_brute_force():
 def test_pareto_front_skips_missing_values():
     recs = [{"bpw": 2, "output_cosine": None}, {"bpw": 4, "output_cosine": 0.9}]
     assert pareto_front(recs, y="output_cosine") == [False, True]
-
-
-def test_naive_extrapolation_scales_bytes_by_params():
-    rec = run(load_preset("large"), "int8").record
-    rows = naive_extrapolation([rec], {"7B": 7_000_000_000})
-    assert rows[0]["measured"] and rows[0]["quantized_bytes"] == rec["quantized_bytes"]
-    assert rows[1]["quantized_bytes"] == pytest.approx(7e9 * rec["bpw"] / 8)
-    assert rows[1]["compression_ratio"] == pytest.approx(rec["compression_ratio"])
 
 
 def test_group_levels_are_the_values_codes_dequantize_to():
