@@ -6,15 +6,14 @@ process with rtn 4-bit g128, reports wall time and the child's peak RSS, then de
 
 import json
 import math
-import resource
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from .child import run_qcore
 
 # A Llama-style stack of about 1.0e9 parameters: 22 layers of d=2048, MLP 5632, vocab 32000.
 D, MLP, LAYERS, VOCAB = 2048, 5632, 22, 32000
@@ -55,16 +54,13 @@ def bench_stream() -> None:
         t0 = time.perf_counter()
         params = write_f16_safetensors(src)
         print(f"wrote {params:,} F16 params ({src.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - t0:.1f} s")
-        cmd = [sys.executable, "-m", "qcore", "run", "--weights", str(src), "--method", "rtn", "--bits", "4",
-               "--group-size", "128", "--out", str(out), "--json"]  # fmt: skip
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        if proc.returncode:
-            print(proc.stderr[-2000:])
+        run = run_qcore(["run", "--weights", str(src), "--method", "rtn", "--bits", "4", "--group-size", "128",
+                         "--out", str(out), "--json"])  # fmt: skip
+        if run.code:
+            print(run.err[-2000:])
             raise SystemExit("the streamed run failed")
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB -> GiB
-        rec = json.loads(proc.stdout)
+        wall, rss = run.wall_s, run.peak_bytes / 2**30
+        rec = json.loads(run.out)
         print(
             f"rtn 4-bit g128 via the CLI: {wall:.1f} s wall (quantize alone {rec['quant_seconds']:.1f} s, "
             f"{rec['threads']} threads), peak RSS {rss:.2f} GiB; {rec['fp16_bytes'] / 2**30:.2f} GiB -> "
