@@ -208,9 +208,10 @@ def calibrated_codes(W: torch.Tensor, H: torch.Tensor, coder: Coder, scale: torc
     are independent in the layer error, so each row keeps the pass that served it best. W (out, n_pad), H
     (n_pad, n_pad), scale (out, G). Returns codes, start (or None) and the scales (out, G) float32."""
     best = None  # (errors (out,), codes, start, scale)
+    factor = ldlq_factor(H, W.shape[1], damp)  # the same H every pass: factored once
     for _ in range(LDLQ_PASSES):
         scale = store_scales(scale, allow_zero=True).float()  # fixed during a pass
-        codes, start, x_hat = block_ldlq(W, H, coder, scale, block, damp)
+        codes, start, x_hat = block_ldlq(W, H, coder, scale, block, damp, factor)
         scale = store_scales(refit_scales(W, x_hat, H, scale), allow_zero=True).float()
         err = layer_errors(W, x_hat, scale, H)  # (out,)
         if best is None:
@@ -234,14 +235,22 @@ def calibrated_codes(W: torch.Tensor, H: torch.Tensor, coder: Coder, scale: torc
 # coded its error, carried through U's diagonal block, corrects every later column:
 #     E_b = (W_b - Q_b) U_bb^-1;   W[:, later] -= E_b U_b,later
 # For B = 1 this is GPTQ's update exactly. Scales are fixed before the loop (static, like GPTQ's act-order groups).
-def block_ldlq(W: torch.Tensor, H: torch.Tensor, coder: Coder, scale: torch.Tensor, block: int, damp: float):
+def ldlq_factor(H: torch.Tensor, n: int, damp: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(U, dead): the upper Cholesky factor of (H + lambda I)^-1, (n, n), and H's dead inputs (n,) bool."""
+    H32, dead = prepare_hessian(H, n)  # (n, n)
+    return inverse_cholesky(H32, damp), dead
+
+
+def block_ldlq(
+    W: torch.Tensor, H: torch.Tensor, coder: Coder, scale: torch.Tensor, block: int, damp: float, factor=None
+):
     """Code W (out, n_pad) float32 with feedback from H (n_pad, n_pad). scale (out, G) float32, fixed; a group
-    holds whole blocks. Returns codes (out, C), start (out, S) or None."""
+    holds whole blocks. `factor`: ldlq_factor(H, n_pad, damp) where the caller has it already. Returns codes
+    (out, C), start (out, S) or None."""
     W = W.clone()
     out, n = W.shape
-    H32, dead = prepare_hessian(H, n)  # (n, n)
+    U, dead = factor if factor is not None else ldlq_factor(H, n, damp)  # (n, n), (n,)
     W[:, dead] = 0.0
-    U = inverse_cholesky(H32, damp)  # (n, n)
     per_group = n // scale.shape[1]
     codes, starts, x_hats = [], [], []
     for b0 in range(0, n, block):
